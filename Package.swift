@@ -1,0 +1,54 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+  name: "curvalid",
+  platforms: [.macOS(.v13)],
+  products: [
+    .executable(name: "curvalid", targets: ["curvalid"])
+  ],
+  targets: [
+    // C boundaries: one per system library.
+    .systemLibrary(
+      name: "COpenBLAS",
+      path: "Sources/COpenBLAS",
+      providers: [.apt(["libopenblas-dev"])]
+    ),
+    .systemLibrary(
+      name: "CSQLite",
+      path: "Sources/CSQLite",
+      providers: [.apt(["libsqlite3-dev"])]
+    ),
+
+    // Numerics.
+    .target(name: "LinearAlgebra", dependencies: ["COpenBLAS"]),
+
+    // Text to token ids.
+    .target(name: "Tokenization"),
+
+    // Weights and the transformer encoder.
+    .target(name: "Embeddings", dependencies: ["LinearAlgebra", "Tokenization"]),
+
+    // Curvature and local intrinsic dimensionality.
+    .target(name: "Geometry", dependencies: ["LinearAlgebra"]),
+
+    // Trainable layers with forward and backward passes.
+    .target(name: "NeuralNetwork", dependencies: ["LinearAlgebra"]),
+
+    // The command-line front end and its entry point.
+    .target(
+      name: "CurvalidCommands",
+      dependencies: ["LinearAlgebra", "Tokenization", "Embeddings"]
+    ),
+    .executableTarget(name: "curvalid", dependencies: ["CurvalidCommands"]),
+
+    // Shared test helpers: tolerances, seeded random numbers, fixture paths.
+    .target(name: "TestSupport", dependencies: ["LinearAlgebra"], path: "Tests/TestSupport"),
+    .testTarget(name: "LinearAlgebraTests", dependencies: ["LinearAlgebra", "TestSupport"]),
+    .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "TestSupport"]),
+    .testTarget(name: "EmbeddingsTests", dependencies: ["Embeddings", "TestSupport"]),
+    .testTarget(name: "GeometryTests", dependencies: ["Geometry", "TestSupport"]),
+    .testTarget(name: "NeuralNetworkTests", dependencies: ["NeuralNetwork", "TestSupport"]),
+    .testTarget(name: "CurvalidCommandsTests", dependencies: ["CurvalidCommands", "TestSupport"]),
+  ]
+)

@@ -1,0 +1,1 @@
+// Embeddings: safetensors and the BERT encoder.

@@ -1,0 +1,1 @@
+// Geometry: TextCurv and PromptLID.

@@ -1,0 +1,83 @@
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+/// Element-wise and row-wise kernels used by the networks, all in place on flat row-major buffers.
+///
+/// Each kernel takes `UnsafeMutableBufferPointer`s so callers keep their workspaces and run hot loops
+/// without allocation or bounds checks.
+public enum VectorOps {
+  /// Adds `bias` (`[columns]`) to every row of `x` (`[rows, columns]`).
+  @inlinable
+  public static func addRowVector(
+    _ x: UnsafeMutableBufferPointer<Float>, rows: Int, columns: Int, _ bias: UnsafeBufferPointer<Float>
+  ) {
+    precondition(bias.count >= columns && x.count >= rows * columns)
+    for r in 0..<rows {
+      let base = r * columns
+      for c in 0..<columns { x[base + c] += bias[c] }
+    }
+  }
+
+  /// `x ← max(x, 0)` element-wise.
+  @inlinable
+  public static func relu(_ x: UnsafeMutableBufferPointer<Float>) {
+    for i in x.indices where x[i] < 0 { x[i] = 0 }
+  }
+
+  /// Numerically stable softmax of each row of `x` (`[rows, columns]`), in place.
+  public static func softmaxRows(_ x: UnsafeMutableBufferPointer<Float>, rows: Int, columns: Int) {
+    precondition(x.count >= rows * columns)
+    guard columns > 0 else { return }
+    for r in 0..<rows {
+      let base = r * columns
+      var maximum = -Float.infinity
+      for c in 0..<columns { maximum = Swift.max(maximum, x[base + c]) }
+      var sum: Float = 0
+      for c in 0..<columns {
+        let e = expf(x[base + c] - maximum)
+        x[base + c] = e
+        sum += e
+      }
+      let scale = 1 / sum
+      for c in 0..<columns { x[base + c] *= scale }
+    }
+  }
+
+  /// Layer normalisation of each row of `x` (`[rows, columns]`), in place:
+  /// `y = (x − mean) / sqrt(var + eps) · gamma + beta`, with the biased variance (as PyTorch).
+  public static func layerNormRows(
+    _ x: UnsafeMutableBufferPointer<Float>, rows: Int, columns: Int,
+    gamma: UnsafeBufferPointer<Float>, beta: UnsafeBufferPointer<Float>, epsilon: Float
+  ) {
+    precondition(x.count >= rows * columns && gamma.count >= columns && beta.count >= columns)
+    guard columns > 0 else { return }
+    let n = Float(columns)
+    for r in 0..<rows {
+      let base = r * columns
+      var sum: Float = 0
+      for c in 0..<columns { sum += x[base + c] }
+      let mean = sum / n
+      var squares: Float = 0
+      for c in 0..<columns {
+        let d = x[base + c] - mean
+        squares += d * d
+      }
+      let inverse = 1 / (squares / n + epsilon).squareRoot()
+      for c in 0..<columns {
+        x[base + c] = (x[base + c] - mean) * inverse * gamma[c] + beta[c]
+      }
+    }
+  }
+
+  /// The exact (erf-based) GELU, `x · Φ(x) = 0.5 · x · (1 + erf(x / √2))`, element-wise in place.
+  public static func gelu(_ x: UnsafeMutableBufferPointer<Float>) {
+    let inverseRoot2: Float = 0.707_106_781_186_547_5
+    for i in x.indices {
+      let v = x[i]
+      x[i] = 0.5 * v * (1 + erff(v * inverseRoot2))
+    }
+  }
+}

@@ -1,0 +1,1 @@
+// NeuralNetwork: trainable layers.

@@ -1,0 +1,1 @@
+// Tokenization: BERT uncased WordPiece.
