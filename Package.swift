@@ -23,11 +23,14 @@ let package = Package(
     // Numerics.
     .target(name: "LinearAlgebra", dependencies: ["COpenBLAS"]),
 
+    // SHA-256 for weight verification, bundle digests and the audit hash chain.
+    .target(name: "Hashing"),
+
     // Text to token ids.
     .target(name: "Tokenization"),
 
     // Weights and the transformer encoder.
-    .target(name: "Embeddings", dependencies: ["LinearAlgebra", "Tokenization"]),
+    .target(name: "Embeddings", dependencies: ["LinearAlgebra", "Tokenization", "Hashing"]),
 
     // Curvature and local intrinsic dimensionality.
     .target(name: "Geometry", dependencies: ["LinearAlgebra"]),
@@ -45,6 +48,7 @@ let package = Package(
     // Shared test helpers: tolerances, seeded random numbers, fixture paths.
     .target(name: "TestSupport", dependencies: ["LinearAlgebra"], path: "Tests/TestSupport"),
     .testTarget(name: "LinearAlgebraTests", dependencies: ["LinearAlgebra", "TestSupport"]),
+    .testTarget(name: "HashingTests", dependencies: ["Hashing", "TestSupport"]),
     .testTarget(name: "TokenizationTests", dependencies: ["Tokenization", "TestSupport"]),
     .testTarget(name: "EmbeddingsTests", dependencies: ["Embeddings", "TestSupport"]),
     .testTarget(name: "GeometryTests", dependencies: ["Geometry", "TestSupport"]),

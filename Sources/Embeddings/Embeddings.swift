@@ -1,1 +1,0 @@
-// Embeddings: safetensors and the BERT encoder.
