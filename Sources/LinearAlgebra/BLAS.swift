@@ -63,8 +63,8 @@ public enum BLAS {
         c.storage.withUnsafeMutableBufferPointer { pc in
           gemm(
             transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
-            a: pa.baseAddress!, lda: a.columns, b: pb.baseAddress!, ldb: b.columns,
-            c: pc.baseAddress!, ldc: n)
+            a: pa.firstAddress, lda: a.columns, b: pb.firstAddress, ldb: b.columns,
+            c: pc.firstAddress, ldc: n)
         }
       }
     }

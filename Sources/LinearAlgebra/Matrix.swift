@@ -27,7 +27,8 @@ public struct Matrix: Sendable, Equatable {
   /// - Precondition: `storage.count == rows * columns`.
   public init(rows: Int, columns: Int, storage: [Float]) {
     precondition(rows >= 0 && columns >= 0, "Matrix shape must be non-negative")
-    precondition(storage.count == rows * columns, "storage has \(storage.count) values, shape needs \(rows * columns)")
+    precondition(
+      storage.count == rows * columns, "storage has \(storage.count) values, shape needs \(rows * columns)")
     self.rows = rows
     self.columns = columns
     self.storage = storage

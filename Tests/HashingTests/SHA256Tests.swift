@@ -14,7 +14,9 @@ final class SHA256Tests: XCTestCase {
       "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
     XCTAssertEqual(
       SHA256.hexDigest(
-        of: "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu"),
+        of:
+          "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu"
+      ),
       "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1")
   }
 
@@ -41,7 +43,8 @@ final class SHA256Tests: XCTestCase {
       64: "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb",
     ]
     for (count, digest) in expected {
-      XCTAssertEqual(SHA256.hex(SHA256.hash([UInt8](repeating: UInt8(ascii: "a"), count: count))), digest, "\(count)")
+      XCTAssertEqual(
+        SHA256.hex(SHA256.hash([UInt8](repeating: UInt8(ascii: "a"), count: count))), digest, "\(count)")
     }
   }
 

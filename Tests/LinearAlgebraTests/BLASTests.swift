@@ -47,8 +47,8 @@ final class BLASTests: XCTestCase {
       b.storage.withUnsafeBufferPointer { pb in
         c.storage.withUnsafeMutableBufferPointer { pc in
           BLAS.gemm(
-            m: 3, n: 2, k: 2, a: pa.baseAddress! + 1, lda: 4, b: pb.baseAddress!, ldb: 2,
-            c: pc.baseAddress! + 1, ldc: 5)
+            m: 3, n: 2, k: 2, a: pa.firstAddress + 1, lda: 4, b: pb.firstAddress, ldb: 2,
+            c: pc.firstAddress + 1, ldc: 5)
         }
       }
     }
