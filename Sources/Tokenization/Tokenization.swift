@@ -1,1 +1,0 @@
-// Tokenization: BERT uncased WordPiece.

@@ -1,0 +1,147 @@
+import Foundation
+import TestSupport
+import Tokenization
+import XCTest
+
+final class WordPieceTokenizerTests: XCTestCase {
+  private static let specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+  /// A tokenizer over the special tokens followed by `tokens` (so `tokens[i]` has id `i + 5`).
+  private func tiny(_ tokens: [String], maximumWordLength: Int = 100) throws -> WordPieceTokenizer {
+    try WordPieceTokenizer(
+      vocabulary: Vocabulary(tokens: Self.specials + tokens), maximumWordLength: maximumWordLength)
+  }
+
+  private func real() throws -> WordPieceTokenizer {
+    try WordPieceTokenizer(vocabulary: Vocabulary(contentsOf: Fixtures.url("tokenizer/vocab.txt")))
+  }
+
+  private func tokens(_ tokenizer: WordPieceTokenizer, _ text: String) -> [String] {
+    tokenizer.pieceIDs(for: text).map { tokenizer.vocabulary.token(for: $0) ?? "?" }
+  }
+
+  func testMissingVocabularyFileIsFileNotFound() {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("no-such-vocab-\(UUID()).txt")
+    XCTAssertThrowsError(try Vocabulary(contentsOf: url)) { error in
+      XCTAssertEqual((error as? TokenizationError)?.code, .fileNotFound)
+    }
+  }
+
+  func testDuplicateAndEmptyTokensAreInvalid() {
+    XCTAssertThrowsError(try Vocabulary(tokens: ["a", "b", "a"])) { error in
+      XCTAssertEqual((error as? TokenizationError)?.code, .invalidVocabulary)
+    }
+    XCTAssertThrowsError(try Vocabulary(tokens: ["a", ""])) { error in
+      XCTAssertEqual((error as? TokenizationError)?.code, .invalidVocabulary)
+    }
+    XCTAssertThrowsError(try Vocabulary(tokens: [])) { error in
+      XCTAssertEqual((error as? TokenizationError)?.code, .invalidVocabulary)
+    }
+  }
+
+  func testCanonicallyEquivalentTokensAreDistinct() throws {
+    let vocabulary = try Vocabulary(tokens: ["\u{E9}", "e\u{301}"])
+    XCTAssertEqual(vocabulary.id(of: "\u{E9}"), 0)
+    XCTAssertEqual(vocabulary.id(of: "e\u{301}"), 1)
+  }
+
+  func testMissingSpecialTokenIsInvalid() throws {
+    let vocabulary = try Vocabulary(tokens: ["[CLS]", "[SEP]", "[UNK]", "a"])
+    XCTAssertThrowsError(try WordPieceTokenizer(vocabulary: vocabulary)) { error in
+      XCTAssertEqual((error as? TokenizationError)?.code, .invalidVocabulary)
+    }
+  }
+
+  func testVocabularyFileRoundTrip() throws {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("vocab-\(UUID()).txt")
+    defer { try? FileManager.default.removeItem(at: url) }
+    try Data("[PAD]\r\n[UNK]\nhello\n".utf8).write(to: url)
+    let vocabulary = try Vocabulary(contentsOf: url)
+    XCTAssertEqual(vocabulary.count, 3)
+    XCTAssertEqual(vocabulary.id(of: "hello"), 2)
+    XCTAssertEqual(vocabulary.token(for: 1), "[UNK]")
+    XCTAssertNil(vocabulary.token(for: 3))
+    XCTAssertNil(vocabulary.token(for: -1))
+  }
+
+  func testGreedyLongestMatchFirst() throws {
+    let tokenizer = try tiny(["un", "unaff", "##aff", "##able", "##a", "##ffable", "a"])
+    // "unaffable": the longest first piece is "unaff", then "##able".
+    XCTAssertEqual(tokens(tokenizer, "unaffable"), ["unaff", "##able"])
+    // Greedy, not optimal: "un" + "##a" + "##ffable" would also work but is never tried.
+    XCTAssertEqual(tokens(tokenizer, "una"), ["un", "##a"])
+    // One uncoverable position makes the whole word unknown.
+    XCTAssertEqual(tokens(tokenizer, "unaffablex"), ["[UNK]"])
+    XCTAssertEqual(tokens(tokenizer, "a unaff"), ["a", "unaff"])
+  }
+
+  func testWordsOverMaximumLengthAreUnknown() throws {
+    let tokenizer = try tiny(["a", "##a"])
+    XCTAssertEqual(tokenizer.pieceIDs(for: String(repeating: "a", count: 100)).count, 100)
+    XCTAssertEqual(tokens(tokenizer, String(repeating: "a", count: 101)), ["[UNK]"])
+    // The limit counts scalars after normalisation: 101 "é" lose their accents but stay 101 long.
+    XCTAssertEqual(tokens(tokenizer, String(repeating: "e\u{301}", count: 60)), ["[UNK]"])
+    XCTAssertEqual(tokens(tokenizer, String(repeating: "\u{E1}", count: 101)), ["[UNK]"])
+    XCTAssertEqual(tokens(tokenizer, String(repeating: "\u{E1}", count: 100)).count, 100)
+    let short = try tiny(["a", "##a"], maximumWordLength: 3)
+    XCTAssertEqual(tokens(short, "aaa aaaa"), ["a", "##a", "##a", "[UNK]"])
+  }
+
+  func testAccentsAreStrippedAndCaseFolded() throws {
+    let tokenizer = try real()
+    XCTAssertEqual(tokens(tokenizer, "Caf\u{E9} CAFE\u{301} r\u{E9}sum\u{E9}"), ["cafe", "cafe", "resume"])
+    XCTAssertEqual(tokenizer.pieceIDs(for: "\u{C5}ngstr\u{F6}m"), tokenizer.pieceIDs(for: "angstrom"))
+    XCTAssertEqual(tokens(tokenizer, "\u{130}stanbul"), ["istanbul"])
+  }
+
+  func testCJKIdeographsAreSplit() throws {
+    let tokenizer = try real()
+    XCTAssertEqual(tokens(tokenizer, "中文English中文"), ["中", "文", "english", "中", "文"])
+    XCTAssertEqual(tokenizer.basicTokens(for: "我爱北京"), ["我", "爱", "北", "京"])
+  }
+
+  func testControlCharactersAreRemoved() throws {
+    let tokenizer = try real()
+    XCTAssertEqual(tokens(tokenizer, "hel\u{0}lo\u{7}\u{200B}wor\u{FEFF}ld\u{FFFD}"), ["hello", "##world"])
+    XCTAssertEqual(tokens(tokenizer, "a\u{85}b"), tokens(tokenizer, "ab"))
+    XCTAssertEqual(tokens(tokenizer, "a\tb\u{3000}c\u{A0}d"), ["a", "b", "c", "d"])
+    XCTAssertEqual(tokenizer.pieceIDs(for: " \u{0}\u{1}\n\u{200D} "), [])
+  }
+
+  func testPunctuationAndSpecialTokens() throws {
+    let tokenizer = try real()
+    XCTAssertEqual(tokens(tokenizer, "wait...what?!"), ["wait", ".", ".", ".", "what", "?", "!"])
+    XCTAssertEqual(
+      tokenizer.encode("a[SEP]b"),
+      [tokenizer.classifierID] + tokenizer.pieceIDs(for: "a") + [tokenizer.separatorID]
+        + tokenizer.pieceIDs(for: "b") + [tokenizer.separatorID])
+    XCTAssertEqual(tokens(tokenizer, "[sep]"), ["[", "sep", "]"])
+  }
+
+  func testInvalidUTF8ReportsOffset() throws {
+    let tokenizer = try real()
+    XCTAssertEqual(try tokenizer.pieceIDs(forUTF8: Array("hello".utf8)), tokenizer.pieceIDs(for: "hello"))
+    let cases: [([UInt8], Int)] = [
+      ([0x61, 0x62, 0xFF], 2), ([0xC3], 0), ([0xE2, 0x28, 0xA1], 1), ([0xED, 0xA0, 0x80], 0),
+    ]
+    for (bytes, offset) in cases {
+      XCTAssertThrowsError(try tokenizer.pieceIDs(forUTF8: bytes)) { error in
+        let error = error as? TokenizationError
+        XCTAssertEqual(error?.code, .invalidUTF8)
+        XCTAssertTrue(error?.message.contains("offset \(offset)") ?? false, "\(String(describing: error))")
+      }
+    }
+  }
+
+  func testRandomBytesNeverCrash() throws {
+    let tokenizer = try real()
+    var generator = SeededGenerator(seed: 7)
+    for _ in 0..<500 {
+      let length = Int.random(in: 0..<40, using: &generator)
+      let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
+      if let ids = try? tokenizer.pieceIDs(forUTF8: bytes) {
+        XCTAssertTrue(ids.allSatisfy { (0..<tokenizer.vocabulary.count).contains($0) })
+      }
+    }
+  }
+}
