@@ -62,7 +62,8 @@ public struct BertConfiguration: Codable, Sendable, Equatable {
     }
     try require(vocabularySize > 0, "vocab_size must be positive")
     try require(hiddenSize > 0 && headCount > 0, "hidden_size and num_attention_heads must be positive")
-    try require(hiddenSize % headCount == 0, "hidden_size \(hiddenSize) is not a multiple of \(headCount) heads")
+    try require(
+      hiddenSize % headCount == 0, "hidden_size \(hiddenSize) is not a multiple of \(headCount) heads")
     try require(layerCount >= 0 && intermediateSize > 0, "layer counts and sizes must be positive")
     try require(maxPositions >= 3, "max_position_embeddings must be at least 3")
     try require(typeVocabularySize >= 1, "type_vocab_size must be at least 1")

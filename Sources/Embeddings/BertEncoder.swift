@@ -69,9 +69,11 @@ public final class BertEncoder: Sendable {
     var layers: [Layer] = []
     for index in 0..<configuration.layerCount {
       let p = "encoder.layer.\(index)."
-      let q = Matrix(rows: h, columns: h, storage: try linear(p + "attention.self.query.weight", out: h, in: h))
+      let q = Matrix(
+        rows: h, columns: h, storage: try linear(p + "attention.self.query.weight", out: h, in: h))
       let k = Matrix(rows: h, columns: h, storage: try linear(p + "attention.self.key.weight", out: h, in: h))
-      let v = Matrix(rows: h, columns: h, storage: try linear(p + "attention.self.value.weight", out: h, in: h))
+      let v = Matrix(
+        rows: h, columns: h, storage: try linear(p + "attention.self.value.weight", out: h, in: h))
       var qkv = [Float](repeating: 0, count: h * 3 * h)
       for r in 0..<h {
         for c in 0..<h {
@@ -126,7 +128,8 @@ public final class BertEncoder: Sendable {
           .invalidInput, "a sequence has \(ids.count) tokens; the encoder takes 1 to \(c.maxPositions)")
       }
       if let bad = ids.first(where: { $0 < 0 || $0 >= c.vocabularySize }) {
-        throw EmbeddingsError(.invalidInput, "token id \(bad) is outside the vocabulary (\(c.vocabularySize))")
+        throw EmbeddingsError(
+          .invalidInput, "token id \(bad) is outside the vocabulary (\(c.vocabularySize))")
       }
     }
     if batch.isEmpty { return [] }
@@ -231,8 +234,8 @@ public final class BertEncoder: Sendable {
       w.context.withUnsafeBufferPointer { ctx in
         layer.attentionOutputWeight.withUnsafeBufferPointer { weight in
           BLAS.gemm(
-            m: n, n: h, k: h, a: ctx.baseAddress!, lda: h, b: weight.baseAddress!, ldb: h, beta: 1,
-            c: s.baseAddress!, ldc: h)
+            m: n, n: h, k: h, a: ctx.firstAddress, lda: h, b: weight.firstAddress, ldb: h, beta: 1,
+            c: s.firstAddress, ldc: h)
         }
       }
       layer.attentionNormGamma.withUnsafeBufferPointer { gamma in
@@ -258,8 +261,8 @@ public final class BertEncoder: Sendable {
       w.intermediate.withUnsafeBufferPointer { a in
         layer.outputWeight.withUnsafeBufferPointer { weight in
           BLAS.gemm(
-            m: n, n: h, k: inter, a: a.baseAddress!, lda: inter, b: weight.baseAddress!, ldb: h, beta: 1,
-            c: x.baseAddress!, ldc: h)
+            m: n, n: h, k: inter, a: a.firstAddress, lda: inter, b: weight.firstAddress, ldb: h, beta: 1,
+            c: x.firstAddress, ldc: h)
         }
       }
       layer.outputNormGamma.withUnsafeBufferPointer { gamma in
@@ -281,7 +284,7 @@ public final class BertEncoder: Sendable {
     w.qkv.withUnsafeBufferPointer { qkv in
       w.context.withUnsafeMutableBufferPointer { ctx in
         w.scores.withUnsafeMutableBufferPointer { scores in
-          let base = qkv.baseAddress!
+          let base = qkv.firstAddress
           for (offset, t) in zip(offsets, lengths) {
             for head in 0..<heads {
               let q = base + offset * 3 * h + head * dh
@@ -290,12 +293,12 @@ public final class BertEncoder: Sendable {
               // scores [t, t] = scale · Q_h [t, dh] · K_hᵀ
               BLAS.gemm(
                 transposeB: true, m: t, n: t, k: dh, alpha: scale, a: q, lda: 3 * h, b: k, ldb: 3 * h,
-                c: scores.baseAddress!, ldc: t)
+                c: scores.firstAddress, ldc: t)
               VectorOps.softmaxRows(scores, rows: t, columns: t)
               // context rows [t, dh] (stride hidden) = P [t, t] · V_h [t, dh]
               BLAS.gemm(
-                m: t, n: dh, k: t, a: scores.baseAddress!, lda: t, b: v, ldb: 3 * h,
-                c: ctx.baseAddress! + offset * h + head * dh, ldc: h)
+                m: t, n: dh, k: t, a: scores.firstAddress, lda: t, b: v, ldb: 3 * h,
+                c: ctx.firstAddress + offset * h + head * dh, ldc: h)
             }
           }
         }
@@ -318,8 +321,8 @@ public final class BertEncoder: Sendable {
       input.withUnsafeBufferPointer { x in
         weight.withUnsafeBufferPointer { wt in
           BLAS.gemm(
-            m: rows, n: outputWidth, k: inputWidth, a: x.baseAddress!, lda: inputWidth, b: wt.baseAddress!,
-            ldb: outputWidth, beta: 1, c: out.baseAddress!, ldc: outputWidth)
+            m: rows, n: outputWidth, k: inputWidth, a: x.firstAddress, lda: inputWidth, b: wt.firstAddress,
+            ldb: outputWidth, beta: 1, c: out.firstAddress, ldc: outputWidth)
         }
       }
     }

@@ -32,7 +32,9 @@ final class BertEncoderTests: XCTestCase {
   func testPackedBatchEqualsOneByOne() throws {
     let encoder = try BertEncoder(directory: Fixtures.url("encoder/tiny-bert"))
     var rng = SeededGenerator(seed: 5)
-    let batch = [1, 9, 40, 2, 17].map { length in (0..<length).map { _ in Int.random(in: 0..<211, using: &rng) } }
+    let batch = [1, 9, 40, 2, 17].map { length in
+      (0..<length).map { _ in Int.random(in: 0..<211, using: &rng) }
+    }
     let packed = try encoder.encode(batch: batch)
     for (ids, output) in zip(batch, packed) {
       let single = try encoder.encode(ids: ids)
