@@ -1,1 +1,0 @@
-// NeuralNetwork: trainable layers.
