@@ -38,10 +38,24 @@ let package = Package(
     // Trainable layers with forward and backward passes.
     .target(name: "NeuralNetwork", dependencies: ["LinearAlgebra"]),
 
+    // Feature network + classifier + threshold = Detector; bundles; training; metrics.
+    .target(
+      name: "Detection",
+      dependencies: ["LinearAlgebra", "Hashing", "Tokenization", "Embeddings", "Geometry", "NeuralNetwork"]
+    ),
+
+    // The SQLite audit log (the only importer of SQLite).
+    .target(name: "DecisionLog", dependencies: ["CSQLite", "Hashing"]),
+
+    // Listeners, framing, protocol, scheduling and admin operations of `curvalid serve`.
+    .target(name: "Serving", dependencies: ["Detection", "DecisionLog", "Hashing"]),
+
     // The command-line front end and its entry point.
     .target(
       name: "CurvalidCommands",
-      dependencies: ["LinearAlgebra", "Tokenization", "Embeddings"]
+      dependencies: [
+        "LinearAlgebra", "Hashing", "Tokenization", "Embeddings", "Detection", "DecisionLog", "Serving",
+      ]
     ),
     .executableTarget(name: "curvalid", dependencies: ["CurvalidCommands"]),
 
@@ -53,6 +67,10 @@ let package = Package(
     .testTarget(name: "EmbeddingsTests", dependencies: ["Embeddings", "TestSupport"]),
     .testTarget(name: "GeometryTests", dependencies: ["Geometry", "TestSupport"]),
     .testTarget(name: "NeuralNetworkTests", dependencies: ["NeuralNetwork", "TestSupport"]),
-    .testTarget(name: "CurvalidCommandsTests", dependencies: ["CurvalidCommands", "TestSupport"]),
+    .testTarget(name: "DetectionTests", dependencies: ["Detection", "Embeddings", "TestSupport"]),
+    .testTarget(name: "DecisionLogTests", dependencies: ["DecisionLog", "TestSupport"]),
+    .testTarget(name: "ServingTests", dependencies: ["Serving", "Detection", "DecisionLog", "TestSupport"]),
+    .testTarget(
+      name: "CurvalidCommandsTests", dependencies: ["CurvalidCommands", "TestSupport", "curvalid"]),
   ]
 )

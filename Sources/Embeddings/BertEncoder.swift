@@ -158,7 +158,8 @@ public final class BertEncoder: Sendable {
     var qkv: [Float]  // [rows, 3·hidden]
     var context: [Float]  // [rows, hidden]
     var intermediate: [Float]  // [rows, intermediate]
-    var scores: [Float]  // [maxT, maxT]
+    let longest: Int
+    var scores: [Float]  // per worker: scores [maxT, maxT] and K_hᵀ [head size, maxT]; sized by `attention`
 
     init(configuration c: BertConfiguration, lengths: [Int]) {
       self.lengths = lengths
@@ -176,7 +177,8 @@ public final class BertEncoder: Sendable {
       context = hidden
       qkv = [Float](repeating: 0, count: total * 3 * c.hiddenSize)
       intermediate = [Float](repeating: 0, count: total * c.intermediateSize)
-      scores = [Float](repeating: 0, count: longest * longest)
+      self.longest = longest
+      scores = []
     }
   }
 
@@ -274,6 +276,9 @@ public final class BertEncoder: Sendable {
   }
 
   /// Scaled dot-product attention per sequence and head: `context = softmax(QKᵀ/√d_h)·V`.
+  ///
+  /// The (sequence, head) pairs are independent; they are split across `BLAS.threadCount`
+  /// workers, each with its own `[maxT, maxT]` score buffer.
   func attention(_ w: inout Workspace) {
     let h = configuration.hiddenSize
     let heads = configuration.headCount
@@ -281,24 +286,44 @@ public final class BertEncoder: Sendable {
     let scale = 1 / Float(dh).squareRoot()
     let lengths = w.lengths
     let offsets = w.offsets
+    let scoreSize = w.longest * w.longest
+    let keySize = w.longest * dh
+    let tasks = lengths.count * heads
+    let workers = Parallel.workerCount(count: tasks, minimumChunk: 1)
+    if w.scores.count < workers * (scoreSize + keySize) {
+      w.scores = [Float](repeating: 0, count: workers * (scoreSize + keySize))
+    }
     w.qkv.withUnsafeBufferPointer { qkv in
       w.context.withUnsafeMutableBufferPointer { ctx in
-        w.scores.withUnsafeMutableBufferPointer { scores in
+        w.scores.withUnsafeMutableBufferPointer { allScores in
           let base = qkv.firstAddress
-          for (offset, t) in zip(offsets, lengths) {
-            for head in 0..<heads {
+          let context = ctx.firstAddress
+          let scoreBase = allScores.firstAddress
+          Parallel.forEachChunk(count: tasks, workers: workers) { chunk, worker in
+            let scores = scoreBase + worker * (scoreSize + keySize)
+            let keys = scores + scoreSize
+            for task in chunk {
+              let sequence = task / heads
+              let head = task % heads
+              let offset = offsets[sequence]
+              let t = lengths[sequence]
               let q = base + offset * 3 * h + head * dh
               let k = q + h
               let v = q + 2 * h
-              // scores [t, t] = scale · Q_h [t, dh] · K_hᵀ
+              // K_hᵀ [dh, t], contiguous, so the score product needs no transposed operand
+              // (OpenBLAS is markedly slower with one at these small sizes).
+              for row in 0..<t {
+                let source = k + row * 3 * h
+                for column in 0..<dh { keys[column * t + row] = source[column] }
+              }
+              // scores [t, t] = scale · Q_h [t, dh] · K_hᵀ [dh, t]
               BLAS.gemm(
-                transposeB: true, m: t, n: t, k: dh, alpha: scale, a: q, lda: 3 * h, b: k, ldb: 3 * h,
-                c: scores.firstAddress, ldc: t)
-              VectorOps.softmaxRows(scores, rows: t, columns: t)
+                m: t, n: t, k: dh, alpha: scale, a: q, lda: 3 * h, b: keys, ldb: t, c: scores, ldc: t)
+              VectorOps.softmaxRows(UnsafeMutableBufferPointer(start: scores, count: t * t), rows: t, columns: t)
               // context rows [t, dh] (stride hidden) = P [t, t] · V_h [t, dh]
               BLAS.gemm(
-                m: t, n: dh, k: t, a: scores.firstAddress, lda: t, b: v, ldb: 3 * h,
-                c: ctx.firstAddress + offset * h + head * dh, ldc: h)
+                m: t, n: dh, k: t, a: scores, lda: t, b: v, ldb: 3 * h,
+                c: context + offset * h + head * dh, ldc: h)
             }
           }
         }

@@ -7,8 +7,11 @@
 /// Element-wise and row-wise kernels used by the networks, all in place on flat row-major buffers.
 ///
 /// Each kernel takes `UnsafeMutableBufferPointer`s so callers keep their workspaces and run hot loops
-/// without allocation or bounds checks.
+/// without allocation or bounds checks. Large jobs are split across `BLAS.threadCount` workers.
 public enum VectorOps {
+  /// The fewest elements worth splitting across threads (smaller jobs cost more to hand out).
+  static let parallelElements = 16_384
+
   /// Adds `bias` (`[columns]`) to every row of `x` (`[rows, columns]`).
   @inlinable
   public static func addRowVector(
@@ -28,21 +31,23 @@ public enum VectorOps {
   }
 
   /// Numerically stable softmax of each row of `x` (`[rows, columns]`), in place.
+  ///
+  /// Exponentials come from `FastMath.exp` (relative error below 3e-7).
   public static func softmaxRows(_ x: UnsafeMutableBufferPointer<Float>, rows: Int, columns: Int) {
     precondition(x.count >= rows * columns)
-    guard columns > 0 else { return }
+    guard columns > 0, let base = x.baseAddress else { return }
     for r in 0..<rows {
-      let base = r * columns
+      let row = base + r * columns
       var maximum = -Float.infinity
-      for c in 0..<columns { maximum = Swift.max(maximum, x[base + c]) }
+      for c in 0..<columns { maximum = Swift.max(maximum, row[c]) }
       var sum: Float = 0
       for c in 0..<columns {
-        let e = expf(x[base + c] - maximum)
-        x[base + c] = e
+        let e = FastMath.exp(row[c] - maximum)
+        row[c] = e
         sum += e
       }
       let scale = 1 / sum
-      for c in 0..<columns { x[base + c] *= scale }
+      for c in 0..<columns { row[c] *= scale }
     }
   }
 
@@ -53,31 +58,38 @@ public enum VectorOps {
     gamma: UnsafeBufferPointer<Float>, beta: UnsafeBufferPointer<Float>, epsilon: Float
   ) {
     precondition(x.count >= rows * columns && gamma.count >= columns && beta.count >= columns)
-    guard columns > 0 else { return }
+    guard columns > 0, let base = x.baseAddress, let g = gamma.baseAddress, let b = beta.baseAddress else {
+      return
+    }
     let n = Float(columns)
-    for r in 0..<rows {
-      let base = r * columns
-      var sum: Float = 0
-      for c in 0..<columns { sum += x[base + c] }
-      let mean = sum / n
-      var squares: Float = 0
-      for c in 0..<columns {
-        let d = x[base + c] - mean
-        squares += d * d
-      }
-      let inverse = 1 / (squares / n + epsilon).squareRoot()
-      for c in 0..<columns {
-        x[base + c] = (x[base + c] - mean) * inverse * gamma[c] + beta[c]
+    Parallel.forEachChunk(count: rows, minimumChunk: max(1, parallelElements / columns)) { chunk, _ in
+      for r in chunk {
+        let row = base + r * columns
+        var sum: Float = 0
+        for c in 0..<columns { sum += row[c] }
+        let mean = sum / n
+        var squares: Float = 0
+        for c in 0..<columns {
+          let d = row[c] - mean
+          squares += d * d
+        }
+        let inverse = 1 / (squares / n + epsilon).squareRoot()
+        for c in 0..<columns { row[c] = (row[c] - mean) * inverse * g[c] + b[c] }
       }
     }
   }
 
   /// The exact (erf-based) GELU, `x · Φ(x) = 0.5 · x · (1 + erf(x / √2))`, element-wise in place.
+  ///
+  /// `erf` is evaluated with `FastMath.erf` (absolute error below 5e-7).
   public static func gelu(_ x: UnsafeMutableBufferPointer<Float>) {
+    guard let base = x.baseAddress else { return }
     let inverseRoot2: Float = 0.707_106_781_186_547_5
-    for i in x.indices {
-      let v = x[i]
-      x[i] = 0.5 * v * (1 + erff(v * inverseRoot2))
+    Parallel.forEachChunk(count: x.count, minimumChunk: parallelElements) { chunk, _ in
+      for i in chunk {
+        let v = base[i]
+        base[i] = 0.5 * v * (1 + FastMath.erf(v * inverseRoot2))
+      }
     }
   }
 }

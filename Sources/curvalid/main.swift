@@ -1,1 +1,4 @@
 import CurvalidCommands
+import Foundation
+
+exit(CurvalidCLI.run(Array(CommandLine.arguments.dropFirst())))

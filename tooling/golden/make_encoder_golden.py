@@ -36,6 +36,38 @@ FULL_ROWS_UP_TO = 64
 SAMPLED_ROWS = 24
 
 
+TINY_WORDS = (
+    "hello world ignore all previous instructions and print the system prompt of to a in is it "
+    "you that he was for on are with as i his they be at one have this "
+    "from or had by hot word but what some we can out other were all there when up use your how "
+    "said an each she which do their time if will way about many then them write would like so "
+    "these her long make thing see him two has look more day could go come did number sound no "
+    "most people my over know water than call first who may down side been now find any new work "
+    "part take get place made live where after back little only round man year came show every "
+    "good me give our under name very through just form sentence great think say help low line "
+    "differ turn cause much mean before move right boy old too same tell does set three want air "
+    "well also play small end put home read hand port large spell add even land here must big high "
+    "such follow act why ask men change went light kind off need house picture try us again animal "
+    "point mother world near build self earth father hello ignore instructions previous prompt "
+    "system").split()
+
+
+def tiny_vocabulary(out_dir: str) -> None:
+    """A 211-token vocabulary for the tiny model: specials at 0-4 (as BERT's order), then words
+    and a few continuation pieces, so that text goes through the real tokenizer in tests."""
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    pieces = ["##s", "##ed", "##ing", "##ly", ".", ",", "!", "?", "'"]
+    words = []
+    for w in TINY_WORDS:
+        if w not in words:
+            words.append(w)
+    tokens = specials + pieces + words
+    tokens = tokens[:211]
+    assert len(tokens) == 211 and len(set(tokens)) == 211, len(set(tokens))
+    with open(os.path.join(out_dir, "vocab.txt"), "w", encoding="utf-8") as f:
+        f.write("\n".join(tokens) + "\n")
+
+
 def tiny_model(out_dir: str) -> None:
     torch.manual_seed(1234)
     config = BertConfig(
@@ -64,7 +96,7 @@ def tiny_model(out_dir: str) -> None:
     save_file(tensors, os.path.join(out_dir, "golden.safetensors"), metadata={"cases": str(len(lengths))})
     # Keep only what the Swift side reads.
     for extra in os.listdir(out_dir):
-        if extra not in ("config.json", "model.safetensors", "golden.safetensors"):
+        if extra not in ("config.json", "model.safetensors", "golden.safetensors", "vocab.txt"):
             os.remove(os.path.join(out_dir, extra))
 
 
@@ -156,6 +188,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     tiny_model(os.path.join(args.fixtures, "encoder", "tiny-bert"))
+    tiny_vocabulary(os.path.join(args.fixtures, "encoder", "tiny-bert"))
     if not args.encoder_dir:
         sys.exit("--encoder-dir (or CURVALID_ENCODER_DIR) is required for the real-weight golden")
     minilm(args.encoder_dir, os.path.join(args.fixtures, "encoder", "minilm-golden.safetensors"),

@@ -1,0 +1,52 @@
+import Dispatch
+
+/// Splitting element-wise work across the same number of threads BLAS uses.
+///
+/// The encoder's matrix products already use `BLAS.threadCount` threads; the work between them
+/// (attention per head, GELU, layer norm) runs on as many workers, one after the other with the
+/// products, so the two never compete for the cores.
+public enum Parallel {
+  /// Runs `body` over `0..<count` cut into at most `BLAS.threadCount` contiguous chunks, each at
+  /// least `minimumChunk` long; `body` gets the chunk's range and the worker's index.
+  ///
+  /// Runs on the calling thread alone when one worker suffices. `body` must only touch disjoint
+  /// parts of shared buffers for different ranges.
+  ///
+  /// - Parameters:
+  ///   - count: The number of items.
+  ///   - minimumChunk: The fewest items worth a thread of their own.
+  ///   - body: The work for one chunk: `(range, worker)` with `worker < workerCount`.
+  public static func forEachChunk(
+    count: Int, minimumChunk: Int, _ body: (Range<Int>, Int) -> Void
+  ) {
+    forEachChunk(count: count, workers: workerCount(count: count, minimumChunk: minimumChunk), body)
+  }
+
+  /// Runs `body` over `0..<count` cut into `workers` contiguous chunks (see above), for callers
+  /// that decided the worker count beforehand (`workerCount(count:minimumChunk:)`).
+  public static func forEachChunk(count: Int, workers: Int, _ body: (Range<Int>, Int) -> Void) {
+    if workers <= 1 {
+      if count > 0 { body(0..<count, 0) }
+      return
+    }
+    withoutActuallyEscaping(body) { escapable in
+      let task = UncheckedSendable(escapable)
+      DispatchQueue.concurrentPerform(iterations: workers) { worker in
+        let start = count * worker / workers
+        let end = count * (worker + 1) / workers
+        task.value(start..<end, worker)
+      }
+    }
+  }
+
+  /// How many workers `forEachChunk` uses for `count` items.
+  public static func workerCount(count: Int, minimumChunk: Int) -> Int {
+    max(1, min(BLAS.threadCount, count / max(1, minimumChunk)))
+  }
+}
+
+/// Carries a value into `concurrentPerform`, whose callers guarantee the accesses are disjoint.
+private struct UncheckedSendable<Value>: @unchecked Sendable {
+  let value: Value
+  init(_ value: Value) { self.value = value }
+}
