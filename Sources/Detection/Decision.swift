@@ -61,7 +61,9 @@ public struct Decision: Sendable, Equatable {
   public let explanation: Explanation?
 
   /// Creates a decision; `verdict` follows from `score` and `threshold`.
-  public init(score: Float, threshold: Float, tokens: Int, features: [Feature], explanation: Explanation? = nil) {
+  public init(
+    score: Float, threshold: Float, tokens: Int, features: [Feature], explanation: Explanation? = nil
+  ) {
     self.verdict = score >= threshold ? .reject : .accept
     self.score = score
     self.threshold = threshold

@@ -319,7 +319,8 @@ public final class BertEncoder: Sendable {
               // scores [t, t] = scale · Q_h [t, dh] · K_hᵀ [dh, t]
               BLAS.gemm(
                 m: t, n: t, k: dh, alpha: scale, a: q, lda: 3 * h, b: keys, ldb: t, c: scores, ldc: t)
-              VectorOps.softmaxRows(UnsafeMutableBufferPointer(start: scores, count: t * t), rows: t, columns: t)
+              VectorOps.softmaxRows(
+                UnsafeMutableBufferPointer(start: scores, count: t * t), rows: t, columns: t)
               // context rows [t, dh] (stride hidden) = P [t, t] · V_h [t, dh]
               BLAS.gemm(
                 m: t, n: dh, k: t, a: scores, lda: t, b: v, ldb: 3 * h,

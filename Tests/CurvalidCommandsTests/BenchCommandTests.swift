@@ -35,7 +35,9 @@ final class BenchCommandTests: XCTestCase {
     XCTAssertEqual(table.status, 0, table.standardError)
     XCTAssertTrue(table.output.contains("BLAS threads: 1"))
     XCTAssertFalse(table.output.contains("BLAS threads: 2"))
-    for bad in [["bench", "decoder"], ["bench", "encoder", "--runs", "5"], ["bench", "encoder", "--lengths", "1,x"]] {
+    for bad in [
+      ["bench", "decoder"], ["bench", "encoder", "--runs", "5"], ["bench", "encoder", "--lengths", "1,x"],
+    ] {
       XCTAssertEqual(try BinaryRunner.run(bad).status, 64, "\(bad)")
     }
     XCTAssertEqual(try BinaryRunner.run(["bench"]).status, 64)

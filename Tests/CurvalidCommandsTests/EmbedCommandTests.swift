@@ -47,7 +47,9 @@ final class EmbedCommandTests: XCTestCase {
   }
 
   func testUsageErrorsExit64WithOneLine() throws {
-    for arguments in [["embed", "--nope"], ["embed", "a", "b"], ["embed", "--threads", "0", "x"], ["frobnicate"], []] {
+    for arguments in [
+      ["embed", "--nope"], ["embed", "a", "b"], ["embed", "--threads", "0", "x"], ["frobnicate"], [],
+    ] {
       let result = try BinaryRunner.run(arguments)
       XCTAssertEqual(result.status, 64, "\(arguments): \(result.standardError)")
       XCTAssertEqual(result.standardError.split(separator: "\n").count, 1, "\(arguments)")
@@ -64,7 +66,9 @@ final class EmbedCommandTests: XCTestCase {
   }
 
   func testEveryCommandHasHelp() throws {
-    for arguments in [["--help"], ["embed", "--help"], ["bench", "--help"], ["serve", "--help"], ["embed", "-h"]] {
+    for arguments in [
+      ["--help"], ["embed", "--help"], ["bench", "--help"], ["serve", "--help"], ["embed", "-h"],
+    ] {
       let result = try BinaryRunner.run(arguments)
       XCTAssertEqual(result.status, 0, "\(arguments)")
       XCTAssertTrue(result.output.contains("usage: curvalid"), "\(arguments)")

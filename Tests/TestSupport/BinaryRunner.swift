@@ -20,7 +20,8 @@ public enum BinaryRunner {
     let candidates = [
       Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("curvalid"),
       Bundle.main.bundleURL.appendingPathComponent("curvalid"),
-      URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("curvalid"),
+      URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(
+        "curvalid"),
       Fixtures.repositoryRoot.appendingPathComponent(".build/debug/curvalid"),
     ]
     return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates[3]
