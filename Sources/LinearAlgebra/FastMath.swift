@@ -7,16 +7,17 @@
 public enum FastMath {
   /// 1.5·2²³: adding it rounds a float of magnitude below 2²² to an integer (ties to even), and
   /// the integer appears in the low bits of the sum.
-  @usableFromInline static let roundingMagic: Float = 12_582_912
+  @usableFromInline static var roundingMagic: Float { 12_582_912 }
 
-  /// `eˣ`, relative error below 3e-7 for results in the normal range; inputs below −87.3 give 0
-  /// and above 88.3 give +∞ (exact results there are within 2× of the largest float).
+  /// `eˣ`, relative error below 3e-7 for `−87.3 ≤ x ≤ 88.3`; inputs are clamped to that range, so
+  /// smaller ones (including −∞) give about 1.2e-38 and larger ones about 2.2e38.
   ///
   /// Method: `x = k·ln2 + r` with `|r| ≤ ln2/2` (ln 2 split in two parts so `k·ln2` is exact),
-  /// `eʳ` by its degree-7 Taylor polynomial, and `2ᵏ` assembled in the exponent bits.
+  /// `eʳ` by its degree-7 Taylor polynomial, and `2ᵏ` assembled in the exponent bits. Written
+  /// with selects and integer arithmetic only, so loops over it vectorise.
   @inlinable @inline(__always)
   public static func exp(_ x: Float) -> Float {
-    let clamped = Swift.min(Swift.max(x, -87.3), 88.3)
+    let clamped = x < -87.3 ? -87.3 : (x > 88.3 ? 88.3 : x)
     let shifted = clamped * 1.442_695_040_888_963_4 + roundingMagic
     let k = shifted - roundingMagic
     let r = clamped - k * 0.693_145_751_953_125 - k * 1.428_606_765_330_187_045e-6
@@ -28,10 +29,9 @@ public enum FastMath {
     p = p * r + 0.5
     p = p * r + 1
     p = p * r + 1
-    let integer = Int32(bitPattern: shifted.bitPattern &- roundingMagic.bitPattern)
-    let scale = Float(bitPattern: UInt32(bitPattern: (integer &+ 127) &<< 23))
-    let result = p * scale
-    return x < -87.3 ? 0 : (x > 88.3 ? .infinity : result)
+    // The low mantissa bits of `shifted` hold k; move k + 127 into the exponent field.
+    let bits = (shifted.bitPattern &- roundingMagic.bitPattern &+ 127) &<< 23
+    return p * Float(bitPattern: bits)
   }
 
   /// `erf(x)`, absolute error below 5e-7 (1.5e-7 from the formula, the rest float rounding).

@@ -38,15 +38,28 @@ public enum VectorOps {
     guard columns > 0, let base = x.baseAddress else { return }
     for r in 0..<rows {
       let row = base + r * columns
+      // Separate passes so each one vectorises (a float reduction fused with the exponentials
+      // would not be), and four partial sums for the same reason.
       var maximum = -Float.infinity
-      for c in 0..<columns { maximum = Swift.max(maximum, row[c]) }
-      var sum: Float = 0
       for c in 0..<columns {
-        let e = FastMath.exp(row[c] - maximum)
-        row[c] = e
-        sum += e
+        let v = row[c]
+        maximum = v > maximum ? v : maximum
       }
-      let scale = 1 / sum
+      for c in 0..<columns { row[c] = FastMath.exp(row[c] - maximum) }
+      var sums: (Float, Float, Float, Float) = (0, 0, 0, 0)
+      var c = 0
+      while c + 4 <= columns {
+        sums.0 += row[c]
+        sums.1 += row[c + 1]
+        sums.2 += row[c + 2]
+        sums.3 += row[c + 3]
+        c += 4
+      }
+      while c < columns {
+        sums.0 += row[c]
+        c += 1
+      }
+      let scale = 1 / ((sums.0 + sums.1) + (sums.2 + sums.3))
       for c in 0..<columns { row[c] *= scale }
     }
   }
