@@ -1,0 +1,75 @@
+/// The audit log's tables (docs/audit-log.md, "Schema") and how a connection is prepared.
+enum AuditSchema {
+  /// The version this code writes and reads, stored in `meta` as `schema_version`.
+  static let version = 1
+
+  static let create = """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE decisions (
+      id INTEGER PRIMARY KEY,
+      time_ms INTEGER NOT NULL,
+      request_id TEXT, client TEXT, peer TEXT,
+      prompt_sha256 TEXT NOT NULL,
+      prompt_text TEXT,
+      tokens INTEGER, score REAL, threshold REAL, decision TEXT, features TEXT, model TEXT,
+      latency_ms REAL, error TEXT, shadow_of INTEGER,
+      prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+    CREATE INDEX decisions_time ON decisions (time_ms);
+    CREATE TABLE labels (
+      decision_id INTEGER PRIMARY KEY,
+      label TEXT NOT NULL CHECK (label IN ('benign', 'adversarial')),
+      note TEXT,
+      time_ms INTEGER NOT NULL);
+    CREATE TABLE checkpoints (
+      id INTEGER PRIMARY KEY,
+      time_ms INTEGER NOT NULL,
+      through_id INTEGER NOT NULL,
+      through_hash TEXT NOT NULL,
+      deleted_rows INTEGER NOT NULL,
+      prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+    INSERT INTO meta (key, value) VALUES ('schema_version', '1'), ('format', 'curvalid-audit-log');
+    """
+
+  /// Creates the tables in a new file, or checks the version of an existing one.
+  ///
+  /// - Throws: `.schema` when the file holds other tables or a different version; SQLite errors.
+  static func prepare(_ connection: SQLiteConnection) throws(AuditLogError) {
+    try connection.execute("BEGIN IMMEDIATE", context: "begin schema transaction")
+    do throws(AuditLogError) {
+      let tables = try connection.statement("SELECT count(*) FROM sqlite_master WHERE type = 'table'")
+      _ = try tables.step(context: "read schema")
+      let tableCount = tables.integer(0) ?? 0
+      tables.reset()
+      if tableCount == 0 {
+        try connection.execute(create, context: "create schema")
+      } else {
+        try check(connection)
+      }
+      try connection.execute("COMMIT", context: "commit schema")
+    } catch {
+      if !connection.isAutocommit { try? connection.execute("ROLLBACK", context: "rollback schema") }
+      throw error
+    }
+  }
+
+  /// Checks that the file is an audit log of this version.
+  static func check(_ connection: SQLiteConnection) throws(AuditLogError) {
+    let hasMeta = try connection.statement(
+      "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('meta', 'decisions', 'labels', 'checkpoints')"
+    )
+    _ = try hasMeta.step(context: "read schema")
+    let known = hasMeta.integer(0) ?? 0
+    hasMeta.reset()
+    guard known == 4 else {
+      throw AuditLogError(.schema, "\(connection.path) is not a curvalid audit log (its tables differ)")
+    }
+    let meta = try connection.statement("SELECT value FROM meta WHERE key = 'schema_version'")
+    let found = try meta.step(context: "read schema version") ? meta.text(0) : nil
+    meta.reset()
+    guard found == String(version) else {
+      throw AuditLogError(
+        .schema,
+        "audit log \(connection.path) has schema version \(found ?? "none"); this build reads \(version)")
+    }
+  }
+}
