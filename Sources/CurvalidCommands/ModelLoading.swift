@@ -1,0 +1,52 @@
+import Detection
+import Embeddings
+import Foundation
+
+/// Finds and loads the model bundle and encoder for `score` and `serve`.
+enum ModelLoading {
+  /// The default bundle: `$CURVALID_MODEL`, else `server/models/default.safetensors` in the
+  /// repository holding the executable (searched upwards from it), else relative to the working
+  /// directory.
+  static func defaultBundlePath() -> String {
+    let environment = ProcessInfo.processInfo.environment
+    if let path = environment["CURVALID_MODEL"], !path.isEmpty { return path }
+    let relative = "server/models/default.safetensors"
+    var directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+      .deletingLastPathComponent()
+    for _ in 0..<8 {
+      let candidate = directory.appendingPathComponent(relative)
+      if FileManager.default.fileExists(atPath: candidate.path) { return candidate.path }
+      directory = directory.deletingLastPathComponent()
+    }
+    return relative
+  }
+
+  /// Loads a detector: the bundle (default: `defaultBundlePath()`) and the encoder (default: the
+  /// verified cache), refusing a bundle made for other encoder weights.
+  ///
+  /// - Throws: `CommandError.failure` with a one-line message.
+  static func loadDetector(bundlePath: String?, encoderDirectory: String?) throws(CommandError) -> Detector {
+    let store =
+      encoderDirectory.map { EncoderStore(directory: URL(fileURLWithPath: $0, isDirectory: true)) }
+      ?? EncoderStore()
+    let digest: String
+    let encoder: TextEncoder
+    do {
+      digest = try store.verify(expectedSHA256: encoderDirectory == nil ? EncoderStore.weightsSHA256 : nil)
+      encoder = try TextEncoder(directory: store.directory)
+    } catch {
+      throw .failure(error.message)
+    }
+    let path = bundlePath ?? defaultBundlePath()
+    guard FileManager.default.fileExists(atPath: path) else {
+      throw .failure(
+        "model bundle \(path) not found; train one with `curvalid train` or pass --model (or set CURVALID_MODEL)"
+      )
+    }
+    do {
+      return try Detector(contentsOf: URL(fileURLWithPath: path), encoder: encoder, encoderSHA256: digest)
+    } catch {
+      throw .failure(error.message)
+    }
+  }
+}

@@ -1,0 +1,94 @@
+import Embeddings
+import Foundation
+
+/// A trained model bundle with the encoder it was made for: prompts in, decisions out.
+///
+/// Safe to call from several threads at once (the encoder and model are immutable; networks come
+/// from a pool).
+public final class Detector: PromptScoring {
+  /// The loaded bundle.
+  public let bundle: ModelBundle
+  /// The encoder.
+  public let encoder: TextEncoder
+  /// The first 8 hex digits of the bundle file's sha256.
+  public let modelID: String
+  private let embeddings: EmbeddingProvider
+
+  /// Pairs a bundle with an encoder.
+  ///
+  /// - Parameters:
+  ///   - bundle: The model.
+  ///   - encoder: The encoder (its digest was checked when the bundle was read).
+  ///   - modelID: The bundle's id.
+  public init(bundle: ModelBundle, encoder: TextEncoder, modelID: String) {
+    self.bundle = bundle
+    self.encoder = encoder
+    self.modelID = modelID
+    self.embeddings = EmbeddingProvider(
+      encoder: encoder, cache: nil, maxWindows: bundle.configuration.maxWindows)
+  }
+
+  /// Loads a bundle file for an encoder.
+  ///
+  /// - Parameters:
+  ///   - url: The bundle.
+  ///   - encoder: The encoder.
+  ///   - encoderSHA256: The encoder weights' digest, checked against the bundle's (`nil`: skip).
+  /// - Throws: `DetectionError(.invalidBundle)` or `.io`, one line.
+  public convenience init(contentsOf url: URL, encoder: TextEncoder, encoderSHA256: String?)
+    throws(DetectionError)
+  {
+    let bundle = try ModelBundle.read(from: url, encoderSHA256: encoderSHA256)
+    guard bundle.model.hiddenSize == encoder.model.configuration.hiddenSize else {
+      throw DetectionError(
+        .invalidBundle,
+        "model bundle \(url.path) expects \(bundle.model.hiddenSize)-wide embeddings, the encoder gives "
+          + "\(encoder.model.configuration.hiddenSize)")
+    }
+    self.init(bundle: bundle, encoder: encoder, modelID: try ModelBundle.modelID(of: url))
+  }
+
+  /// The calibrated threshold.
+  public var threshold: Float { bundle.threshold }
+
+  /// Scores prompts; an empty or whitespace-only prompt fails with `.emptyPrompt`.
+  public func score(_ prompts: [String], explain: Bool) -> [Result<Decision, DetectionError>] {
+    var results = [Result<Decision, DetectionError>](
+      repeating: .failure(DetectionError(.internalError, "not scored")), count: prompts.count)
+    var valid: [Int] = []
+    for (index, prompt) in prompts.enumerated() {
+      if prompt.allSatisfy({ $0.isWhitespace }) {
+        results[index] = .failure(DetectionError(.emptyPrompt, "the prompt is empty"))
+      } else {
+        valid.append(index)
+      }
+    }
+    guard !valid.isEmpty else { return results }
+    do {
+      let embedded = try embeddings.embedUncached(valid.map { prompts[$0] })
+      let evaluations = try bundle.model.evaluate(embedded, explain: explain)
+      for (slot, index) in valid.enumerated() {
+        let evaluation = evaluations[slot]
+        var explanation: Decision.Explanation?
+        if explain {
+          let ids = embedded[slot].ids
+          explanation = Decision.Explanation(
+            topTokens: evaluation.curvaturePositions.compactMap { entry in
+              ids.indices.contains(entry.position)
+                ? (
+                  token: encoder.token(for: ids[entry.position]), position: entry.position, value: entry.value
+                ) : nil
+            },
+            nearestBenignDistances: evaluation.nearestBenignDistances)
+        }
+        results[index] = .success(
+          Decision(
+            score: evaluation.score, threshold: bundle.threshold, tokens: evaluation.tokens,
+            features: evaluation.features, explanation: explanation))
+      }
+    } catch {
+      for index in valid { results[index] = .failure(error) }
+    }
+    return results
+  }
+}

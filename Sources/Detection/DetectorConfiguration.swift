@@ -1,0 +1,244 @@
+import Foundation
+import Geometry
+
+/// Everything that decides what a trained detector is, as data: which feature blocks feed the
+/// classifier, the feature network, the classifier and the calibration. Stored as JSON in every
+/// model bundle. Named presets (`DetectorConfiguration.preset(named:)`) plus `key=value`
+/// overrides (`setting(_:to:)`) make the command line's `--preset` and `--set`.
+public struct DetectorConfiguration: Codable, Sendable, Equatable {
+  /// The benign feature network (DESIGN §1: `Conv1D(32) → Conv1D(64) → Flatten → Dense(128) →
+  /// Dense(C)`), trained on benign prompts to predict their topic.
+  public struct FeatureNetwork: Codable, Sendable, Equatable {
+    /// Token rows fed to the network (`[L, d]`, truncated or zero-padded after standardization).
+    public var length: Int = 64
+    /// Filters of the first convolution.
+    public var filters1: Int = 32
+    /// Filters of the second convolution.
+    public var filters2: Int = 64
+    /// Kernel width of both convolutions.
+    public var kernelSize: Int = 3
+    /// Width of the dense layer whose activations PromptLID measures.
+    public var dense: Int = 128
+    /// Maximum epochs.
+    public var epochs: Int = 10
+    /// Minibatch size.
+    public var batchSize: Int = 64
+    /// Adam learning rate.
+    public var learningRate: Float = 0.001
+    /// Early-stopping patience on the benign validation loss (0: none).
+    public var patience: Int = 3
+    /// Topic classes: `families` (benign families as classes) or `kmeans` (k-means topics of the
+    /// mean-pooled benign training embeddings), or `auto` (k-means when families are fewer than 3
+    /// or the largest holds more than half the benign training prompts).
+    public var topics: String = "auto"
+    /// Number of k-means topics.
+    public var topicCount: Int = 8
+    /// Curvature positions: `tokens` (conv outputs whose receptive field lies on real tokens) or
+    /// `all` (every position of the padded sequence).
+    public var curvatureSpan: String = "tokens"
+
+    /// The default network.
+    public init() {}
+  }
+
+  /// The classifier on the standardized features.
+  public struct Classifier: Codable, Sendable, Equatable {
+    /// `mlp` (hidden layers with batch-norm, ReLU, dropout) or `logistic` (one linear layer).
+    public var kind: String = "mlp"
+    /// Hidden layer widths of the MLP.
+    public var hidden: [Int] = [256, 128]
+    /// Dropout rate after each hidden layer.
+    public var dropout: Float = 0.5
+    /// Coupled L2 coefficient.
+    public var l2: Float = 0.0001
+    /// Adam learning rate.
+    public var learningRate: Float = 0.001
+    /// Maximum epochs.
+    public var epochs: Int = 60
+    /// Minibatch size.
+    public var batchSize: Int = 64
+    /// Early-stopping patience on the validation loss.
+    public var patience: Int = 6
+    /// Weight the two classes inversely to their frequency.
+    public var balanceClasses: Bool = true
+
+    /// The default classifier.
+    public init() {}
+  }
+
+  /// Feature blocks feeding the classifier, by registry name (`FeatureBlockRegistry`).
+  public var features: [String]
+  /// The feature network (used when a block needs it).
+  public var featureNetwork = FeatureNetwork()
+  /// The classifier.
+  public var classifier = Classifier()
+  /// Neighbours for PromptLID.
+  public var lidK: Int = 32
+  /// LID estimator: `methodOfMoments` or `maximumLikelihood`.
+  public var lidEstimator: String = LIDEstimator.methodOfMoments.rawValue
+  /// Benign false-positive rate the threshold is calibrated to.
+  public var targetFalsePositiveRate: Double = 0.01
+  /// Seed of every random choice.
+  public var seed: UInt64 = 42
+  /// Whether `harmful` records are positives in training (default: left out of training).
+  public var harmfulIsPositive: Bool = false
+  /// Encoder windows used per prompt (0: all). The reference network reads only the first `length`
+  /// rows, which the first window already holds.
+  public var maxWindows: Int = 1
+
+  /// A configuration with the given feature blocks and defaults elsewhere.
+  public init(features: [String]) {
+    self.features = features
+  }
+
+  /// The names of the presets.
+  public static let presetNames = ["reference", "embedding-logistic"]
+
+  /// The named preset.
+  ///
+  /// - `reference`: DESIGN §1 exactly: PromptLID on the dense activation, TextCurv means on both
+  ///   convolution outputs, MLP 256 → 128 → 2, threshold at 1% benign FPR.
+  /// - `embedding-logistic`: logistic regression on the mean-pooled token embedding (baseline).
+  /// - Throws: `DetectionError(.invalidInput)` for an unknown name.
+  public static func preset(named name: String) throws(DetectionError) -> DetectorConfiguration {
+    switch name {
+    case "reference":
+      return DetectorConfiguration(features: ["prompt_lid", "curvature_conv1", "curvature_conv2"])
+    case "embedding-logistic":
+      var configuration = DetectorConfiguration(features: ["mean_embedding"])
+      configuration.classifier.kind = "logistic"
+      configuration.classifier.l2 = 0.0001
+      configuration.classifier.epochs = 100
+      configuration.classifier.patience = 8
+      configuration.classifier.learningRate = 0.01
+      return configuration
+    default:
+      throw DetectionError(
+        .invalidInput,
+        "unknown preset '\(name)' (presets: \(presetNames.joined(separator: ", ")))")
+    }
+  }
+
+  /// Applies one `key=value` override; keys are the JSON paths of the configuration
+  /// (`lidK`, `featureNetwork.length`, `classifier.hidden=64,32`, `features=prompt_lid,…`).
+  ///
+  /// - Throws: `DetectionError(.invalidInput)` for an unknown key or a value of the wrong type.
+  public mutating func apply(_ assignment: String) throws(DetectionError) {
+    guard let equals = assignment.firstIndex(of: "=") else {
+      throw DetectionError(.invalidInput, "override '\(assignment)' is not key=value")
+    }
+    let key = String(assignment[..<equals]).trimmingCharacters(in: .whitespaces)
+    let value = String(assignment[assignment.index(after: equals)...])
+    let path = key.split(separator: ".").map(String.init)
+    let data: Data
+    do {
+      data = try JSONEncoder().encode(self)
+    } catch {
+      throw DetectionError(.internalError, "cannot encode the configuration: \(error)")
+    }
+    guard var root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+      throw DetectionError(.internalError, "cannot re-read the configuration")
+    }
+    try Self.set(&root, path: path[...], value: value, key: key)
+    let updated: DetectorConfiguration
+    do {
+      let data = try JSONSerialization.data(withJSONObject: root)
+      updated = try JSONDecoder().decode(DetectorConfiguration.self, from: data)
+    } catch {
+      throw DetectionError(.invalidInput, "override '\(assignment)': wrong value type for \(key)")
+    }
+    try updated.validate()
+    self = updated
+  }
+
+  private static func set(
+    _ object: inout [String: Any], path: ArraySlice<String>, value: String, key: String
+  ) throws(DetectionError) {
+    guard let head = path.first, let current = object[head] else {
+      throw DetectionError(.invalidInput, "unknown configuration key '\(key)'")
+    }
+    if path.count > 1 {
+      guard var nested = current as? [String: Any] else {
+        throw DetectionError(.invalidInput, "unknown configuration key '\(key)'")
+      }
+      try set(&nested, path: path.dropFirst(), value: value, key: key)
+      object[head] = nested
+      return
+    }
+    if current is [Any] {
+      let parts = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+      object[head] = parts.map(scalar)
+    } else if current is [String: Any] {
+      throw DetectionError(.invalidInput, "configuration key '\(key)' is a section; set one of its fields")
+    } else {
+      object[head] = scalar(value)
+    }
+  }
+
+  /// A command-line value as a JSON scalar: a number or boolean when it reads as one, else text.
+  private static func scalar(_ text: String) -> Any {
+    if let flag = Bool(text) { return flag }
+    if let number = Double(text) { return number }
+    return text
+  }
+
+  /// Checks ranges and names.
+  ///
+  /// - Throws: `DetectionError(.invalidInput)` naming the first bad setting.
+  public func validate() throws(DetectionError) {
+    func require(_ condition: Bool, _ message: String) throws(DetectionError) {
+      if !condition { throw DetectionError(.invalidInput, "configuration: \(message)") }
+    }
+    try require(!features.isEmpty, "features must name at least one block")
+    for name in features {
+      try require(
+        FeatureBlockRegistry.names.contains(name),
+        "unknown feature block '\(name)' (blocks: \(FeatureBlockRegistry.names.joined(separator: ", ")))")
+    }
+    try require(Set(features).count == features.count, "a feature block is named twice")
+    let network = featureNetwork
+    try require(network.kernelSize >= 1, "featureNetwork.kernelSize must be ≥ 1")
+    try require(
+      network.length >= 2 * network.kernelSize, "featureNetwork.length must be ≥ 2 × kernelSize")
+    try require(
+      network.filters1 > 0 && network.filters2 > 0 && network.dense > 1, "featureNetwork widths must be > 0")
+    try require(network.epochs >= 1 && network.batchSize >= 1, "featureNetwork epochs and batchSize ≥ 1")
+    try require(network.learningRate > 0, "featureNetwork.learningRate must be > 0")
+    try require(["auto", "families", "kmeans"].contains(network.topics), "topics: auto, families or kmeans")
+    try require(network.topicCount >= 2, "featureNetwork.topicCount must be ≥ 2")
+    try require(["tokens", "all"].contains(network.curvatureSpan), "curvatureSpan: tokens or all")
+    try require(["mlp", "logistic"].contains(classifier.kind), "classifier.kind: mlp or logistic")
+    try require(classifier.hidden.allSatisfy { $0 > 0 }, "classifier.hidden widths must be > 0")
+    try require(classifier.dropout >= 0 && classifier.dropout < 1, "classifier.dropout in [0, 1)")
+    try require(classifier.l2 >= 0 && classifier.learningRate > 0, "classifier l2 ≥ 0, learningRate > 0")
+    try require(classifier.epochs >= 1 && classifier.batchSize >= 1, "classifier epochs and batchSize ≥ 1")
+    try require(lidK >= 2, "lidK must be ≥ 2")
+    try require(
+      LIDEstimator(rawValue: lidEstimator) != nil, "lidEstimator: methodOfMoments or maximumLikelihood")
+    try require(
+      targetFalsePositiveRate >= 0 && targetFalsePositiveRate < 1, "targetFalsePositiveRate in [0, 1)")
+    try require(maxWindows >= 0, "maxWindows must be ≥ 0")
+  }
+
+  /// The configuration as sorted, compact JSON (stored in bundles).
+  public func json() -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    guard let data = try? encoder.encode(self) else { return "{}" }
+    return String(decoding: data, as: UTF8.self)
+  }
+
+  /// Parses a configuration from JSON.
+  ///
+  /// - Throws: `DetectionError(.invalidBundle)` when the JSON does not describe a configuration.
+  public static func fromJSON(_ text: String) throws(DetectionError) -> DetectorConfiguration {
+    do {
+      return try JSONDecoder().decode(DetectorConfiguration.self, from: Data(text.utf8))
+    } catch {
+      throw DetectionError(.invalidBundle, "the stored configuration is not valid: \(error)")
+    }
+  }
+
+  /// The LID estimator.
+  var estimator: LIDEstimator { LIDEstimator(rawValue: lidEstimator) ?? .methodOfMoments }
+}

@@ -1,0 +1,280 @@
+import Foundation
+import LinearAlgebra
+import NeuralNetwork
+
+/// The encoder a detector is trained for: its name and weight digest (stored in the bundle).
+public struct EncoderIdentity: Sendable, Equatable {
+  /// Name, e.g. `all-MiniLM-L6-v2`.
+  public var name: String
+  /// sha256 of the weights.
+  public var sha256: String
+
+  /// Creates an identity.
+  public init(name: String, sha256: String) {
+    self.name = name
+    self.sha256 = sha256
+  }
+}
+
+/// The outcome of a training run.
+public struct TrainingResult: Sendable {
+  /// The trained model.
+  public let bundle: ModelBundle
+  /// The test split (benign and attack records; `harmful` too when it is positive), scored.
+  public let testExamples: [ScoredExample]
+  /// Seconds spent embedding prompts that were not cached yet.
+  public let embeddingSeconds: Double
+  /// Prompts embedded now (cache misses).
+  public let embeddedPrompts: Int
+  /// Seconds spent after embedding (networks, features, classifier, calibration, test scoring).
+  public let trainingSeconds: Double
+}
+
+/// The training pipeline (DESIGN §2): embed (cached) → feature network on benign training prompts
+/// → feature blocks fitted on the training split → standardization from the training split →
+/// classifier (early stopping on validation) → threshold calibrated on held-out benign
+/// validation prompts → test-split scores.
+///
+/// Deterministic for a seed and a BLAS thread count.
+public enum DetectorTraining {
+  /// Written into every bundle's `tool` field.
+  public static let toolVersion = "curvalid 0.1.0"
+
+  /// Prompts per feature-extraction chunk (bounds memory: chunk × L × d floats).
+  static let chunkSize = 256
+
+  /// Trains a detector.
+  ///
+  /// - Parameters:
+  ///   - corpus: The corpus (splits as recorded).
+  ///   - configuration: What to train.
+  ///   - embeddings: Encoder, cache and window limit.
+  ///   - encoder: The encoder identity stored in the bundle.
+  ///   - excludingFamilies: Families kept out of training and validation (leave-one-family-out).
+  ///   - progress: Receives stage progress.
+  /// - Returns: The bundle, the scored test split and timings.
+  /// - Throws: `DetectionError` for an unusable corpus or configuration, encoder or cache failures.
+  public static func train(
+    corpus: Corpus, configuration: DetectorConfiguration, embeddings: EmbeddingProvider,
+    encoder: EncoderIdentity, excludingFamilies: Set<String> = [], progress: ProgressReporter? = nil
+  ) throws(DetectionError) -> TrainingResult {
+    try configuration.validate()
+    let clock = ContinuousClock()
+    let records = corpus.records
+    let labels: Set<CorpusRecord.Label> =
+      configuration.harmfulIsPositive ? [.benign, .adversarial, .harmful] : [.benign, .adversarial]
+    let train = corpus.select(splits: [.train], labels: labels, excludingFamilies: excludingFamilies)
+    let validation = corpus.select(
+      splits: [.validation], labels: labels, excludingFamilies: excludingFamilies)
+    let test = corpus.select(splits: [.test], labels: labels)
+    func isPositive(_ index: Int) -> Bool { records[index].label != .benign }
+    let trainBenign = train.filter { !isPositive($0) }
+    guard !trainBenign.isEmpty, train.contains(where: isPositive) else {
+      throw DetectionError(.invalidInput, "the training split needs benign and attack records")
+    }
+    // Validation: benign records of half the groups calibrate the threshold; the rest stop early.
+    let calibration = validation.filter { !isPositive($0) && groupHash(records[$0]) % 2 == 0 }
+    let calibrationSet = Set(calibration)
+    let stopping = validation.filter { !calibrationSet.contains($0) }
+    guard !calibration.isEmpty, stopping.contains(where: isPositive) || !stopping.isEmpty else {
+      throw DetectionError(.invalidInput, "the validation split needs benign records for calibration")
+    }
+
+    // 1. Embeddings.
+    let filled = try embeddings.fill((train + validation + test).map { records[$0].text }, progress: progress)
+    let started = clock.now
+    let hiddenSize = embeddings.encoder.model.configuration.hiddenSize
+    let context = FeatureBlockContext(configuration: configuration, hiddenSize: hiddenSize)
+    func load(_ indices: ArraySlice<Int>) throws(DetectionError) -> [PromptEmbedding] {
+      try embeddings.embed(indices.map { records[$0].text })
+    }
+    var random = NetworkRandom(seed: configuration.seed)
+
+    // 2. Feature network on benign training prompts.
+    var featureNetwork: FeatureNetworkModel?
+    var centroids: Matrix?
+    if FeatureBlockRegistry.needsFeatureNetwork(configuration.features) {
+      let trained = try trainFeatureNetwork(
+        corpus: corpus, benignTrain: trainBenign, benignValidation: stopping.filter { !isPositive($0) },
+        allTrain: train, configuration: configuration, hiddenSize: hiddenSize, load: load, random: &random,
+        progress: progress)
+      featureNetwork = trained.model
+      centroids = trained.centroids
+    }
+
+    // 3. Raw block rows for every example, chunk by chunk.
+    var blocks: [any FeatureBlock] = []
+    for name in configuration.features {
+      blocks.append(try FeatureBlockRegistry.make(name, context: context))
+    }
+    let unfitted = ScoringModel(
+      configuration: configuration, hiddenSize: hiddenSize, featureNetwork: featureNetwork, blocks: blocks,
+      featureMean: [], featureDeviation: [],
+      classifier: ClassifierModel(settings: configuration.classifier, inputWidth: 0, tensors: []))
+    let pair = NetworkPair(feature: try featureNetwork?.makeNetwork(), classifier: Sequential([]))
+    let everything = train + stopping + calibration
+    progress?.begin("features", total: everything.count)
+    var raw: [[Float]] = Array(repeating: [], count: blocks.count)
+    var start = 0
+    while start < everything.count {
+      let end = min(start + chunkSize, everything.count)
+      let (parts, _) = unfitted.rawFeatures(try load(everything[start..<end]), networks: pair)
+      for (index, part) in parts.enumerated() { raw[index] += part.storage }
+      start = end
+      progress?.update(start)
+    }
+    progress?.finish()
+    func rows(_ block: Int, _ range: Range<Int>) -> Matrix {
+      let width = blocks[block].rawWidth
+      return Matrix(
+        rows: range.count, columns: width,
+        storage: Array(raw[block][(range.lowerBound * width)..<(range.upperBound * width)]))
+    }
+    let trainRange = 0..<train.count
+    let stoppingRange = train.count..<(train.count + stopping.count)
+    let calibrationRange = stoppingRange.upperBound..<everything.count
+
+    // 4. Fit blocks on the training split and transform every set.
+    let isBenign = train.map { !isPositive($0) }
+    var trainParts: [Matrix] = []
+    var stoppingParts: [Matrix] = []
+    var calibrationParts: [Matrix] = []
+    for index in blocks.indices {
+      try blocks[index].fit(raw: rows(index, trainRange), isBenign: isBenign)
+      trainParts.append(try blocks[index].transform(rows(index, trainRange), trainingRows: Array(trainRange)))
+      stoppingParts.append(try blocks[index].transform(rows(index, stoppingRange), trainingRows: []))
+      calibrationParts.append(try blocks[index].transform(rows(index, calibrationRange), trainingRows: []))
+    }
+    let trainFeatures = ScoringModel.concatenate(trainParts)
+    let (mean, deviation) = columnStatistics(trainFeatures)
+
+    // 5. Classifier.
+    progress?.note("classifier: \(trainFeatures.rows) training rows, \(trainFeatures.columns) features")
+    let classifier = try trainClassifier(
+      train: ScoringModel.standardize(trainFeatures, mean: mean, deviation: deviation),
+      trainLabels: train.map { isPositive($0) ? 1 : 0 },
+      validation: ScoringModel.standardize(
+        ScoringModel.concatenate(stoppingParts), mean: mean, deviation: deviation),
+      validationLabels: stopping.map { isPositive($0) ? 1 : 0 }, settings: configuration.classifier,
+      random: &random)
+    let model = ScoringModel(
+      configuration: configuration, hiddenSize: hiddenSize, featureNetwork: featureNetwork, blocks: blocks,
+      featureMean: mean, featureDeviation: deviation, classifier: classifier)
+
+    // 6. Threshold on held-out benign validation prompts.
+    let classifierNetwork = try classifier.makeNetwork()
+    let calibrationScores = ScoringModel.probabilities(
+      ScoringModel.standardize(ScoringModel.concatenate(calibrationParts), mean: mean, deviation: deviation),
+      classifier: classifierNetwork)
+    let threshold: Float
+    do {
+      threshold = try Metrics.threshold(
+        forBenignScores: calibrationScores, targetFalsePositiveRate: configuration.targetFalsePositiveRate)
+    } catch let error as DetectionError {
+      throw error
+    } catch {
+      throw DetectionError(.internalError, "threshold calibration failed: \(error)")
+    }
+
+    // 7. Test split.
+    let testExamples = try score(
+      test, corpus: corpus, model: model, embeddings: embeddings, progress: progress)
+    var summary = EvaluationSummary.compute(testExamples, threshold: threshold)
+    summary["calibration_benign"] = Double(calibration.count)
+    let bundle = ModelBundle(
+      model: model, threshold: threshold, encoderName: encoder.name, encoderSHA256: encoder.sha256,
+      corpusDigest: corpus.digest, trainingCounts: corpus.counts(train), evaluation: summary,
+      topicCentroids: centroids)
+    return TrainingResult(
+      bundle: bundle, testExamples: testExamples, embeddingSeconds: filled.seconds,
+      embeddedPrompts: filled.embedded,
+      trainingSeconds: ProgressReporter.seconds(clock.now - started))
+  }
+
+  /// Scores corpus records with a model.
+  ///
+  /// - Returns: One `ScoredExample` per record (`isAttack`: label is not benign).
+  /// - Throws: `DetectionError` from embedding or scoring.
+  public static func score(
+    _ indices: [Int], corpus: Corpus, model: ScoringModel, embeddings: EmbeddingProvider,
+    progress: ProgressReporter? = nil
+  ) throws(DetectionError) -> [ScoredExample] {
+    var examples: [ScoredExample] = []
+    examples.reserveCapacity(indices.count)
+    progress?.begin("scoring", total: indices.count)
+    var start = 0
+    while start < indices.count {
+      let end = min(start + chunkSize, indices.count)
+      let chunk = indices[start..<end]
+      let evaluations = try model.evaluate(
+        try embeddings.embed(chunk.map { corpus.records[$0].text }), explain: false)
+      for (index, evaluation) in zip(chunk, evaluations) {
+        let record = corpus.records[index]
+        examples.append(
+          ScoredExample(
+            score: evaluation.score, isAttack: record.label != .benign, family: record.family,
+            source: record.source,
+            tokens: evaluation.tokens,
+            features: Dictionary(evaluation.features.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })))
+      }
+      start = end
+      progress?.update(start)
+    }
+    progress?.finish()
+    return examples
+  }
+
+  /// A stable hash of a record's group (its text when it has none).
+  static func groupHash(_ record: CorpusRecord) -> UInt64 {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for byte in (record.group.isEmpty ? record.text : record.group).utf8 {
+      hash ^= UInt64(byte)
+      hash = hash &* 0x100_0000_01b3
+    }
+    return hash >> 7
+  }
+
+  /// Per-column mean and standard deviation (floored at 1e-6) of `[rows, columns]`.
+  static func columnStatistics(_ matrix: Matrix) -> (mean: [Float], deviation: [Float]) {
+    var sum = [Double](repeating: 0, count: matrix.columns)
+    var squares = [Double](repeating: 0, count: matrix.columns)
+    for row in 0..<matrix.rows {
+      for c in 0..<matrix.columns {
+        let value = Double(matrix.storage[row * matrix.columns + c])
+        sum[c] += value
+        squares[c] += value * value
+      }
+    }
+    let count = Double(max(1, matrix.rows))
+    let mean = sum.map { $0 / count }
+    let deviation = zip(squares, mean).map { square, m in Float(max(square / count - m * m, 0).squareRoot()) }
+    return (mean.map { Float($0) }, deviation.map { max($0, 1e-6) })
+  }
+
+  /// Trains the classifier with class balancing and early stopping.
+  static func trainClassifier(
+    train: Matrix, trainLabels: [Int], validation: Matrix, validationLabels: [Int],
+    settings: DetectorConfiguration.Classifier, random: inout NetworkRandom
+  ) throws(DetectionError) -> ClassifierModel {
+    let network = ClassifierModel.architecture(settings, inputWidth: train.columns, random: &random)
+    let optimizer = Adam(parameters: network.parameters, learningRate: settings.learningRate, l2: settings.l2)
+    let positives = Float(trainLabels.reduce(0, +))
+    let negatives = Float(trainLabels.count) - positives
+    let weights: [Float]? =
+      settings.balanceClasses && positives > 0 && negatives > 0
+      ? [Float(trainLabels.count) / (2 * negatives), Float(trainLabels.count) / (2 * positives)] : nil
+    let hasValidation = validation.rows > 0 && settings.patience > 0
+    do {
+      _ = try Trainer.fit(
+        network: network, optimizer: optimizer, inputs: Tensor(train), labels: trainLabels,
+        validation: hasValidation ? (Tensor(validation), validationLabels) : nil,
+        configuration: TrainingConfiguration(
+          epochs: settings.epochs, batchSize: settings.batchSize, classWeights: weights,
+          patience: hasValidation ? settings.patience : nil),
+        random: &random)
+    } catch {
+      throw DetectionError(.internalError, "classifier training failed: \(error.message)")
+    }
+    return ClassifierModel(settings: settings, inputWidth: train.columns, tensors: network.exportTensors())
+  }
+}

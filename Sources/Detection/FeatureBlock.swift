@@ -1,0 +1,277 @@
+import Foundation
+import Geometry
+import LinearAlgebra
+import NeuralNetwork
+
+/// What a feature block knows when it is created.
+public struct FeatureBlockContext: Sendable {
+  /// The detector's configuration.
+  public let configuration: DetectorConfiguration
+  /// Encoder width `d`.
+  public let hiddenSize: Int
+}
+
+/// A named group of classifier inputs computed from a batch of prompts.
+///
+/// A block works in two steps so that training can fit it on the training split: `extract` turns
+/// a batch into raw rows (`[batch, rawWidth]`, no fitted state needed), `fit` learns from the raw
+/// rows of the training split (e.g. the PromptLID reference set), and `transform` maps raw rows to
+/// the block's features (`[batch, width]`). Fitted state is saved as named tensors in the bundle.
+/// New blocks plug in by adding their type to `FeatureBlockRegistry.types`; the training pipeline,
+/// the bundle and the detector handle every block alike.
+public protocol FeatureBlock: Sendable {
+  /// The registry name (`prompt_lid`, `curvature_conv1`, …).
+  static var name: String { get }
+  /// Whether `extract` reads the feature network's outputs.
+  static var needsFeatureNetwork: Bool { get }
+  /// An unfitted block.
+  init(context: FeatureBlockContext)
+  /// Width of `extract`'s rows.
+  var rawWidth: Int { get }
+  /// Width of `transform`'s rows.
+  var width: Int { get }
+  /// Wire names of the columns, reported in replies (`width` names, or none for wide learned
+  /// blocks).
+  var wireNames: [String] { get }
+  /// Raw rows for a batch: `[batch, rawWidth]`.
+  func extract(_ batch: FeatureBatch) -> Matrix
+  /// Learns from the training split's raw rows.
+  ///
+  /// - Parameters:
+  ///   - raw: `[trainingRows, rawWidth]`.
+  ///   - isBenign: `[trainingRows]`, which rows are benign (the reference population).
+  mutating func fit(raw: Matrix, isBenign: [Bool]) throws(DetectionError)
+  /// Features from raw rows: `[rows, width]`.
+  ///
+  /// - Parameter trainingRows: For the rows of the training split passed to `fit`, their index
+  ///   there (so a reference point is never its own neighbour); empty for other rows.
+  func transform(_ raw: Matrix, trainingRows: [Int?]) throws(DetectionError) -> Matrix
+  /// Fitted state, names prefixed `block.<name>.`.
+  func exportTensors() -> [NamedTensor]
+  /// Restores fitted state.
+  mutating func load(_ tensors: [String: NamedTensor]) throws(DetectionError)
+}
+
+extension FeatureBlock {
+  /// Blocks without fitted state keep nothing.
+  public func exportTensors() -> [NamedTensor] { [] }
+  /// Blocks without fitted state restore nothing.
+  public mutating func load(_ tensors: [String: NamedTensor]) throws(DetectionError) {}
+  /// Blocks without fitted state learn nothing.
+  public mutating func fit(raw: Matrix, isBenign: [Bool]) throws(DetectionError) {}
+  /// The identity transform (raw rows are the features).
+  public func transform(_ raw: Matrix, trainingRows: [Int?]) throws(DetectionError) -> Matrix { raw }
+  /// Raw and transformed widths agree unless a block says otherwise.
+  public var width: Int { rawWidth }
+}
+
+/// The feature blocks a configuration may name.
+public enum FeatureBlockRegistry {
+  /// Every block type, by name.
+  public static let types: [any FeatureBlock.Type] = [
+    PromptLIDBlock.self, CurvatureBlock.Conv1.self, CurvatureBlock.Conv2.self, MeanEmbeddingBlock.self,
+    LogTokenCountBlock.self,
+  ]
+
+  /// The block names.
+  public static var names: [String] { types.map { $0.name } }
+
+  /// An unfitted block of the given name.
+  ///
+  /// - Throws: `DetectionError(.invalidInput)` for an unknown name.
+  static func make(_ name: String, context: FeatureBlockContext) throws(DetectionError) -> any FeatureBlock {
+    guard let type = types.first(where: { $0.name == name }) else {
+      throw DetectionError(.invalidInput, "unknown feature block '\(name)'")
+    }
+    return type.init(context: context)
+  }
+
+  /// Whether any of the named blocks needs the feature network.
+  static func needsFeatureNetwork(_ names: [String]) -> Bool {
+    types.contains { names.contains($0.name) && $0.needsFeatureNetwork }
+  }
+}
+
+/// PromptLID (DESIGN §1): the LID of a prompt's dense activation against the dense activations
+/// of the benign training prompts, with `k` neighbours; a reference point never counts as its
+/// own neighbour, outside prompts keep their nearest neighbour.
+public struct PromptLIDBlock: FeatureBlock {
+  public static let name = "prompt_lid"
+  public static let needsFeatureNetwork = true
+  /// Neighbours.
+  public let k: Int
+  /// The estimator.
+  public let estimator: LIDEstimator
+  /// Dense width.
+  public let rawWidth: Int
+  public let width = 1
+  public let wireNames = ["prompt_lid"]
+  /// The reference set, `[references, rawWidth]`, once fitted.
+  public private(set) var reference: LIDReference?
+  /// For each training row, its index in the reference set (filled by `fit`, not saved).
+  private var referenceIndexOfTrainingRow: [Int?] = []
+
+  public init(context: FeatureBlockContext) {
+    k = context.configuration.lidK
+    estimator = context.configuration.estimator
+    rawWidth = context.configuration.featureNetwork.dense
+  }
+
+  public func extract(_ batch: FeatureBatch) -> Matrix {
+    batch.network?.dense ?? Matrix(rows: batch.count, columns: rawWidth)
+  }
+
+  public mutating func fit(raw: Matrix, isBenign: [Bool]) throws(DetectionError) {
+    var storage: [Float] = []
+    var map: [Int?] = []
+    var count = 0
+    for row in 0..<raw.rows {
+      if isBenign[row] {
+        storage += raw.row(row)
+        map.append(count)
+        count += 1
+      } else {
+        map.append(nil)
+      }
+    }
+    guard count > k else {
+      throw DetectionError(
+        .invalidInput, "PromptLID needs more than k = \(k) benign training prompts, got \(count)")
+    }
+    try setReference(Matrix(rows: count, columns: raw.columns, storage: storage))
+    referenceIndexOfTrainingRow = map
+  }
+
+  private mutating func setReference(_ matrix: Matrix) throws(DetectionError) {
+    do {
+      reference = try LIDReference(matrix)
+    } catch {
+      throw DetectionError(.invalidInput, "PromptLID reference set: \(error.message)")
+    }
+  }
+
+  public func transform(_ raw: Matrix, trainingRows: [Int?]) throws(DetectionError) -> Matrix {
+    guard let reference else { throw DetectionError(.internalError, "PromptLID is not fitted") }
+    let excluded: [Int?] =
+      trainingRows.isEmpty
+      ? []
+      : trainingRows.map {
+        $0.flatMap {
+          referenceIndexOfTrainingRow.indices.contains($0) ? referenceIndexOfTrainingRow[$0] : nil
+        }
+      }
+    do {
+      let values = try reference.lid(of: raw, k: k, estimator: estimator, excludingIndices: excluded)
+      return Matrix(rows: raw.rows, columns: 1, storage: values)
+    } catch {
+      throw DetectionError(.internalError, "PromptLID: \(error.message)")
+    }
+  }
+
+  /// Ascending distances from each raw row to its `count` nearest reference points: `[rows][count]`.
+  public func nearestDistances(_ raw: Matrix, count: Int) -> [[Float]] {
+    guard let reference, count > 0,
+      let found = try? reference.neighbors.search(raw, k: min(count, reference.count), excludingIndices: [])
+    else { return Array(repeating: [], count: raw.rows) }
+    return (0..<raw.rows).map { found.distances(ofQuery: $0) }
+  }
+
+  public func exportTensors() -> [NamedTensor] {
+    guard let reference else { return [] }
+    let matrix = reference.reference
+    return [
+      NamedTensor(
+        name: "block.prompt_lid.reference", shape: [matrix.rows, matrix.columns], values: matrix.storage)
+    ]
+  }
+
+  public mutating func load(_ tensors: [String: NamedTensor]) throws(DetectionError) {
+    guard let stored = tensors["block.prompt_lid.reference"], stored.shape.count == 2,
+      stored.shape[1] == rawWidth, stored.shape[0] > k
+    else {
+      throw DetectionError(.invalidBundle, "tensor 'block.prompt_lid.reference' is missing or malformed")
+    }
+    try setReference(Matrix(rows: stored.shape[0], columns: stored.shape[1], storage: stored.values))
+  }
+}
+
+/// TextCurv (DESIGN §1): the mean Whewell-style curvature over consecutive positions of a
+/// convolution's output.
+public enum CurvatureBlock {
+  /// Mean curvature of a prompt's positions in a `[batch, length, channels]` tensor.
+  static func means(_ tensor: Tensor, lengths: [Int]) -> Matrix {
+    let length = tensor.shape[1]
+    let channels = tensor.shape[2]
+    var values = [Float](repeating: 0, count: tensor.batch)
+    tensor.storage.withUnsafeBufferPointer { all in
+      for item in 0..<tensor.batch {
+        let rows = min(lengths[item], length)
+        let slice = UnsafeBufferPointer(
+          rebasing: all[(item * length * channels)..<((item * length + rows) * channels)])
+        values[item] = TextCurvature.profile(slice, rows: rows, columns: channels).mean
+      }
+    }
+    return Matrix(rows: tensor.batch, columns: 1, storage: values)
+  }
+
+  /// TextCurv on the first convolution's output.
+  public struct Conv1: FeatureBlock {
+    public static let name = "curvature_conv1"
+    public static let needsFeatureNetwork = true
+    public let rawWidth = 1
+    public let wireNames = ["curvature_conv1"]
+    public init(context: FeatureBlockContext) {}
+    public func extract(_ batch: FeatureBatch) -> Matrix {
+      guard let network = batch.network else { return Matrix(rows: batch.count, columns: 1) }
+      return CurvatureBlock.means(network.conv1, lengths: network.conv1Lengths)
+    }
+  }
+
+  /// TextCurv on the second convolution's output.
+  public struct Conv2: FeatureBlock {
+    public static let name = "curvature_conv2"
+    public static let needsFeatureNetwork = true
+    public let rawWidth = 1
+    public let wireNames = ["curvature_conv2"]
+    public init(context: FeatureBlockContext) {}
+    public func extract(_ batch: FeatureBatch) -> Matrix {
+      guard let network = batch.network else { return Matrix(rows: batch.count, columns: 1) }
+      return CurvatureBlock.means(network.conv2, lengths: network.conv2Lengths)
+    }
+  }
+}
+
+/// The mean of a prompt's token rows (all rows kept, `[CLS]`/`[SEP]` included): `[d]`.
+public struct MeanEmbeddingBlock: FeatureBlock {
+  public static let name = "mean_embedding"
+  public static let needsFeatureNetwork = false
+  public let rawWidth: Int
+  public let wireNames: [String] = []
+  public init(context: FeatureBlockContext) { rawWidth = context.hiddenSize }
+  public func extract(_ batch: FeatureBatch) -> Matrix {
+    var storage = [Float](repeating: 0, count: batch.count * rawWidth)
+    for (item, embedding) in batch.embeddings.enumerated() {
+      let rows = embedding.hidden.rows
+      guard rows > 0 else { continue }
+      let scale = 1 / Float(rows)
+      embedding.hidden.storage.withUnsafeBufferPointer { source in
+        for row in 0..<rows {
+          for c in 0..<rawWidth { storage[item * rawWidth + c] += source[row * rawWidth + c] * scale }
+        }
+      }
+    }
+    return Matrix(rows: batch.count, columns: rawWidth, storage: storage)
+  }
+}
+
+/// `log(1 + tokens)` over the whole prompt (all windows): a length control for ablations.
+public struct LogTokenCountBlock: FeatureBlock {
+  public static let name = "log_tokens"
+  public static let needsFeatureNetwork = false
+  public let rawWidth = 1
+  public let wireNames = ["log_tokens"]
+  public init(context: FeatureBlockContext) {}
+  public func extract(_ batch: FeatureBatch) -> Matrix {
+    Matrix(rows: batch.count, columns: 1, storage: batch.embeddings.map { log(1 + Float($0.totalTokens)) })
+  }
+}

@@ -1,0 +1,251 @@
+import Foundation
+import Geometry
+import LinearAlgebra
+import NeuralNetwork
+
+/// The classifier on the standardized features: an MLP (`Dense → BatchNorm → ReLU → Dropout` per
+/// hidden layer, then `Dense(2)`) or logistic regression (`Dense(2)`), softmax output.
+public struct ClassifierModel: Sendable {
+  /// The architecture.
+  public let settings: DetectorConfiguration.Classifier
+  /// Feature width.
+  public let inputWidth: Int
+  /// The trained tensors (names `classifier.*`).
+  public let tensors: [NamedTensor]
+
+  /// A freshly initialised classifier: logits `[batch, 2]` from features `[batch, inputWidth]`.
+  static func architecture(
+    _ settings: DetectorConfiguration.Classifier, inputWidth: Int, random: inout NetworkRandom
+  ) -> Sequential {
+    guard settings.kind == "mlp" else {
+      return Sequential([
+        Dense(name: "classifier.output", inputFeatures: inputWidth, outputFeatures: 2, random: &random)
+      ])
+    }
+    var layers: [any Layer] = []
+    var width = inputWidth
+    for (index, hidden) in settings.hidden.enumerated() {
+      layers.append(
+        Dense(
+          name: "classifier.dense\(index + 1)", inputFeatures: width, outputFeatures: hidden, random: &random)
+      )
+      layers.append(BatchNorm(name: "classifier.bn\(index + 1)", features: hidden))
+      layers.append(ReLU())
+      if settings.dropout > 0 { layers.append(Dropout(rate: settings.dropout, random: &random)) }
+      width = hidden
+    }
+    layers.append(Dense(name: "classifier.output", inputFeatures: width, outputFeatures: 2, random: &random))
+    return Sequential(layers)
+  }
+
+  /// A classifier holding the trained weights.
+  func makeNetwork() throws(DetectionError) -> Sequential {
+    var random = NetworkRandom(seed: 0)
+    let network = Self.architecture(settings, inputWidth: inputWidth, random: &random)
+    do {
+      try network.importTensors(tensors)
+    } catch {
+      throw DetectionError(.invalidBundle, "classifier: \(error.message)")
+    }
+    return network
+  }
+}
+
+/// What the model concluded about one prompt, before the threshold.
+public struct PromptEvaluation: Sendable {
+  /// Probability of "adversarial".
+  public var score: Float
+  /// The wire-named features.
+  public var features: [Decision.Feature]
+  /// Token rows of the whole prompt.
+  public var tokens: Int
+  /// With `explain`: token positions (into the kept rows) with their curvature contribution,
+  /// largest first.
+  public var curvaturePositions: [(position: Int, value: Float)]
+  /// With `explain`: distances to the nearest benign reference prompts, ascending.
+  public var nearestBenignDistances: [Float]
+}
+
+/// Feature network, feature blocks, standardization and classifier: embeddings in, scores out.
+///
+/// Immutable; networks (which keep per-call workspaces) come from a small pool, so any number of
+/// threads may call `evaluate` at once.
+public final class ScoringModel: Sendable {
+  /// The configuration it was trained with.
+  public let configuration: DetectorConfiguration
+  /// Encoder width.
+  public let hiddenSize: Int
+  /// The benign feature network, when a block needs it.
+  public let featureNetwork: FeatureNetworkModel?
+  /// The fitted blocks, in configuration order.
+  public let blocks: [any FeatureBlock]
+  /// Per-column mean of the training features, `[featureWidth]`.
+  public let featureMean: [Float]
+  /// Per-column standard deviation of the training features (floored), `[featureWidth]`.
+  public let featureDeviation: [Float]
+  /// The classifier.
+  public let classifier: ClassifierModel
+  private let pool = NetworkPool()
+
+  /// Assembles a model.
+  init(
+    configuration: DetectorConfiguration, hiddenSize: Int, featureNetwork: FeatureNetworkModel?,
+    blocks: [any FeatureBlock], featureMean: [Float], featureDeviation: [Float], classifier: ClassifierModel
+  ) {
+    self.configuration = configuration
+    self.hiddenSize = hiddenSize
+    self.featureNetwork = featureNetwork
+    self.blocks = blocks
+    self.featureMean = featureMean
+    self.featureDeviation = featureDeviation
+    self.classifier = classifier
+  }
+
+  /// The summed width of all blocks.
+  public var featureWidth: Int { blocks.reduce(0) { $0 + $1.width } }
+
+  /// Wire names of the reported features, in order.
+  public var wireNames: [String] { blocks.flatMap(\.wireNames) }
+
+  /// Runs the feature network (if any) and every block's `extract`.
+  ///
+  /// - Returns: One raw matrix per block, `[batch, rawWidth]`, and the network outputs.
+  func rawFeatures(_ embeddings: [PromptEmbedding], networks: NetworkPair) -> ([Matrix], NetworkOutputs?) {
+    let outputs = featureNetwork.flatMap { model in
+      networks.feature.map { model.outputs(embeddings, network: $0) }
+    }
+    let batch = FeatureBatch(embeddings: embeddings, network: outputs)
+    return (blocks.map { $0.extract(batch) }, outputs)
+  }
+
+  /// Concatenates the blocks' transformed rows: `[batch, featureWidth]`.
+  static func concatenate(_ parts: [Matrix]) -> Matrix {
+    guard let rows = parts.first?.rows else { return Matrix(rows: 0, columns: 0) }
+    let width = parts.reduce(0) { $0 + $1.columns }
+    var storage = [Float](repeating: 0, count: rows * width)
+    var offset = 0
+    for part in parts {
+      for row in 0..<rows {
+        for c in 0..<part.columns { storage[row * width + offset + c] = part.storage[row * part.columns + c] }
+      }
+      offset += part.columns
+    }
+    return Matrix(rows: rows, columns: width, storage: storage)
+  }
+
+  /// Standardizes features with the training statistics.
+  static func standardize(_ features: Matrix, mean: [Float], deviation: [Float]) -> Matrix {
+    var result = features
+    for row in 0..<features.rows {
+      for c in 0..<features.columns {
+        let index = row * features.columns + c
+        let value = (features.storage[index] - mean[c]) / deviation[c]
+        result.storage[index] = value.isFinite ? value : 0
+      }
+    }
+    return result
+  }
+
+  /// Probabilities of "adversarial" for standardized features `[batch, featureWidth]`.
+  static func probabilities(_ standardized: Matrix, classifier: Sequential) -> [Float] {
+    guard standardized.rows > 0 else { return [] }
+    let probabilities = softmax(classifier.forward(Tensor(standardized), training: false))
+    return (0..<standardized.rows).map { probabilities.storage[$0 * 2 + 1] }
+  }
+
+  /// Scores embedded prompts.
+  ///
+  /// - Parameters:
+  ///   - embeddings: The prompts.
+  ///   - explain: Whether to compute curvature positions and nearest benign distances.
+  /// - Returns: One evaluation per prompt.
+  /// - Throws: `DetectionError` when a block fails or the stored networks are malformed.
+  public func evaluate(_ embeddings: [PromptEmbedding], explain: Bool) throws(DetectionError)
+    -> [PromptEvaluation]
+  {
+    guard !embeddings.isEmpty else { return [] }
+    let networks = try pool.take(self)
+    defer { pool.give(networks) }
+    let (raw, outputs) = rawFeatures(embeddings, networks: networks)
+    var transformed: [Matrix] = []
+    for (block, rows) in zip(blocks, raw) { transformed.append(try block.transform(rows, trainingRows: [])) }
+    let features = Self.concatenate(transformed)
+    let scores = Self.probabilities(
+      Self.standardize(features, mean: featureMean, deviation: featureDeviation),
+      classifier: networks.classifier)
+    var wire: [[Decision.Feature]] = Array(repeating: [], count: embeddings.count)
+    for (block, part) in zip(blocks, transformed) where !block.wireNames.isEmpty {
+      for row in 0..<part.rows {
+        for (c, name) in block.wireNames.enumerated() {
+          wire[row].append(Decision.Feature(name: name, value: part.storage[row * part.columns + c]))
+        }
+      }
+    }
+    var nearest: [[Float]] = Array(repeating: [], count: embeddings.count)
+    if explain, let index = blocks.firstIndex(where: { $0 is PromptLIDBlock }),
+      let lid = blocks[index] as? PromptLIDBlock
+    {
+      nearest = lid.nearestDistances(raw[index], count: 5)
+    }
+    return embeddings.indices.map { item in
+      PromptEvaluation(
+        score: scores[item], features: wire[item], tokens: embeddings[item].totalTokens,
+        curvaturePositions: explain ? Self.curvaturePositions(outputs, item: item) : [],
+        nearestBenignDistances: nearest[item])
+    }
+  }
+
+  /// The five token positions with the largest conv1 curvature: the pair of conv1 positions
+  /// `(j, j + 1)` is attributed to the token at the centre of position `j + 1`'s window.
+  static func curvaturePositions(_ outputs: NetworkOutputs?, item: Int) -> [(position: Int, value: Float)] {
+    guard let outputs else { return [] }
+    let conv1 = outputs.conv1
+    let length = conv1.shape[1]
+    let channels = conv1.shape[2]
+    let rows = min(outputs.conv1Lengths[item], length)
+    let profile = conv1.storage.withUnsafeBufferPointer { all in
+      TextCurvature.profile(
+        UnsafeBufferPointer(rebasing: all[(item * length * channels)..<((item * length + rows) * channels)]),
+        rows: rows, columns: channels)
+    }
+    let centre = (outputs.kernelSize - 1) / 2
+    let pairs = profile.values.indices.filter { profile.valid[$0] }
+      .map { (position: $0 + 1 + centre, value: profile.values[$0]) }
+    return Array(
+      pairs.sorted { $0.value > $1.value || ($0.value == $1.value && $0.position < $1.position) }.prefix(5))
+  }
+}
+
+/// A feature network and a classifier for one thread at a time.
+final class NetworkPair: @unchecked Sendable {
+  let feature: Sequential?
+  let classifier: Sequential
+
+  init(feature: Sequential?, classifier: Sequential) {
+    self.feature = feature
+    self.classifier = classifier
+  }
+}
+
+/// Idle network pairs, handed to one caller at a time.
+final class NetworkPool: @unchecked Sendable {
+  private let lock = NSLock()
+  private var idle: [NetworkPair] = []
+
+  func take(_ model: ScoringModel) throws(DetectionError) -> NetworkPair {
+    lock.lock()
+    if let pair = idle.popLast() {
+      lock.unlock()
+      return pair
+    }
+    lock.unlock()
+    return NetworkPair(
+      feature: try model.featureNetwork?.makeNetwork(), classifier: try model.classifier.makeNetwork())
+  }
+
+  func give(_ pair: NetworkPair) {
+    lock.lock()
+    if idle.count < 8 { idle.append(pair) }
+    lock.unlock()
+  }
+}

@@ -1,0 +1,75 @@
+import Detection
+import Foundation
+import TestSupport
+import XCTest
+
+final class ConfigurationAndCorpusTests: XCTestCase {
+  func testReferencePresetIsDesignSectionOne() throws {
+    let reference = try DetectorConfiguration.preset(named: "reference")
+    XCTAssertEqual(reference.features, ["prompt_lid", "curvature_conv1", "curvature_conv2"])
+    XCTAssertEqual(reference.featureNetwork.filters1, 32)
+    XCTAssertEqual(reference.featureNetwork.filters2, 64)
+    XCTAssertEqual(reference.featureNetwork.kernelSize, 3)
+    XCTAssertEqual(reference.featureNetwork.dense, 128)
+    XCTAssertEqual(reference.classifier.hidden, [256, 128])
+    XCTAssertEqual(reference.classifier.dropout, 0.5)
+    XCTAssertEqual(reference.lidK, 32)
+    XCTAssertEqual(reference.targetFalsePositiveRate, 0.01)
+    XCTAssertFalse(reference.harmfulIsPositive)
+    let baseline = try DetectorConfiguration.preset(named: "embedding-logistic")
+    XCTAssertEqual(baseline.features, ["mean_embedding"])
+    XCTAssertEqual(baseline.classifier.kind, "logistic")
+  }
+
+  func testOverrides() throws {
+    var configuration = try DetectorConfiguration.preset(named: "reference")
+    try configuration.apply("featureNetwork.length=32")
+    try configuration.apply("classifier.hidden=64,32")
+    try configuration.apply("features=prompt_lid,log_tokens")
+    try configuration.apply("harmfulIsPositive=true")
+    try configuration.apply("featureNetwork.topics=kmeans")
+    try configuration.apply("targetFalsePositiveRate=0.05")
+    XCTAssertEqual(configuration.featureNetwork.length, 32)
+    XCTAssertEqual(configuration.classifier.hidden, [64, 32])
+    XCTAssertEqual(configuration.features, ["prompt_lid", "log_tokens"])
+    XCTAssertTrue(configuration.harmfulIsPositive)
+    XCTAssertEqual(configuration.featureNetwork.topics, "kmeans")
+    XCTAssertEqual(configuration.targetFalsePositiveRate, 0.05)
+    XCTAssertEqual(try DetectorConfiguration.fromJSON(configuration.json()), configuration)
+    for bad in [
+      "nokey=1", "featureNetwork.length=abc", "features=unknown_block", "lidK=1", "featureNetwork=3",
+      "novalue",
+    ] {
+      var copy = configuration
+      XCTAssertThrowsError(try copy.apply(bad), bad) { error in
+        XCTAssertEqual((error as? DetectionError)?.code, .invalidInput, bad)
+      }
+      XCTAssertEqual(copy, configuration, "a failed override changes nothing")
+    }
+    XCTAssertThrowsError(try DetectorConfiguration.preset(named: "nope"))
+  }
+
+  func testCorpusReportsTheBadLine() throws {
+    let directory = try DetectionFixture.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let url = directory.appendingPathComponent("bad.jsonl")
+    try """
+    {"text":"hi","label":"benign","family":"f","source":"s","split":"train"}
+
+    {"text":"hi","label":"evil","family":"f","source":"s","split":"train"}
+    """.write(to: url, atomically: true, encoding: .utf8)
+    XCTAssertThrowsError(try Corpus(contentsOf: [url])) { error in
+      XCTAssertEqual((error as? DetectionError)?.code, .invalidInput)
+      XCTAssertTrue((error as? DetectionError)?.message.contains("bad.jsonl:3") ?? false, "\(error)")
+    }
+    XCTAssertThrowsError(try Corpus(contentsOf: [directory.appendingPathComponent("missing.jsonl")])) {
+      error in
+      XCTAssertEqual((error as? DetectionError)?.code, .io)
+    }
+    let corpus = try DetectionFixture.corpus()
+    XCTAssertEqual(corpus.records.count, 150)
+    XCTAssertEqual(corpus.attackFamilies, ["leak", "prompt_injection", "role_play"])
+    XCTAssertEqual(corpus.digest.count, 64)
+    XCTAssertEqual(corpus.select(splits: [.test], labels: [.adversarial]).count, 8)
+  }
+}

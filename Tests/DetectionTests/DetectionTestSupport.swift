@@ -1,0 +1,64 @@
+import Detection
+import Embeddings
+import Foundation
+import TestSupport
+import XCTest
+
+/// The tiny fixture set-up shared by the detection tests.
+enum DetectionFixture {
+  static let encoderDirectory = Fixtures.url("encoder/tiny-bert")
+  static let corpusURL = Fixtures.url("detection/corpus.jsonl")
+
+  static func encoder() throws -> TextEncoder { try TextEncoder(directory: encoderDirectory) }
+
+  static func identity() throws -> EncoderIdentity {
+    EncoderIdentity(
+      name: "tiny-bert", sha256: try EncoderStore(directory: encoderDirectory).verify(expectedSHA256: nil))
+  }
+
+  static func corpus() throws -> Corpus { try Corpus(contentsOf: [corpusURL]) }
+
+  /// The reference preset shrunk to the fixture's size.
+  static func configuration(preset: String = "reference") throws -> DetectorConfiguration {
+    var configuration = try DetectorConfiguration.preset(named: preset)
+    for assignment in [
+      "featureNetwork.length=16", "featureNetwork.epochs=40", "featureNetwork.batchSize=16",
+      "featureNetwork.filters1=8", "featureNetwork.filters2=8", "featureNetwork.dense=16", "lidK=8",
+      "classifier.hidden=32,16", "classifier.epochs=200", "classifier.batchSize=16", "classifier.patience=40",
+      "classifier.dropout=0.1", "classifier.learningRate=0.01", "targetFalsePositiveRate=0.05",
+    ] {
+      try configuration.apply(assignment)
+    }
+    return configuration
+  }
+
+  static func temporaryDirectory() throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "curvalid-detection-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+  }
+
+  static func train(
+    _ configuration: DetectorConfiguration, cache: URL?, excluding: Set<String> = []
+  ) throws -> (TrainingResult, EmbeddingProvider) {
+    let provider = EmbeddingProvider(
+      encoder: try encoder(), cache: cache.map(EmbeddingCache.init(directory:)),
+      maxWindows: configuration.maxWindows)
+    let result = try DetectorTraining.train(
+      corpus: try corpus(), configuration: configuration, embeddings: provider, encoder: try identity(),
+      excludingFamilies: excluding)
+    return (result, provider)
+  }
+
+  /// ROC-AUC of scored examples.
+  static func auc(_ examples: [ScoredExample]) -> Double {
+    let positives = examples.filter(\.isAttack).map(\.score)
+    let negatives = examples.filter { !$0.isAttack }.map(\.score)
+    var total = 0.0
+    for p in positives {
+      for n in negatives { total += p > n ? 1 : (p == n ? 0.5 : 0) }
+    }
+    return total / Double(positives.count * negatives.count)
+  }
+}
