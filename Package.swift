@@ -69,8 +69,10 @@ let package = Package(
     .testTarget(name: "NeuralNetworkTests", dependencies: ["NeuralNetwork", "TestSupport"]),
     .testTarget(name: "DetectionTests", dependencies: ["Detection", "Embeddings", "TestSupport"]),
     .testTarget(name: "DecisionLogTests", dependencies: ["DecisionLog", "TestSupport"]),
-    .testTarget(name: "ServingTests", dependencies: ["Serving", "Detection", "DecisionLog", "TestSupport"]),
     .testTarget(
-      name: "CurvalidCommandsTests", dependencies: ["CurvalidCommands", "TestSupport", "curvalid"]),
+      name: "ServingTests", dependencies: ["Serving", "Detection", "DecisionLog", "Hashing", "TestSupport"]),
+    .testTarget(
+      name: "CurvalidCommandsTests",
+      dependencies: ["CurvalidCommands", "DecisionLog", "TestSupport", "curvalid"]),
   ]
 )

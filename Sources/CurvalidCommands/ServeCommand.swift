@@ -1,20 +1,120 @@
-/// `curvalid serve`: the detection service (built in the service issue).
+import Detection
+import Foundation
+import LinearAlgebra
+import Serving
+
+/// `curvalid serve`: the detection service over line-delimited JSON (docs/protocol.md).
 enum ServeCommand {
   static let help = """
     usage: curvalid serve [OPTIONS]
 
-    Serves the detector over line-delimited JSON on TCP and Unix sockets. Not available yet: the
-    service lands with the detection-service issue; `bash server/serve.sh` is already the command
-    that will start it.
+    Serves the detector over line-delimited JSON on TCP (default 127.0.0.1:7433) and/or a Unix
+    socket. Protocol, error codes, limits and stats: docs/protocol.md. Settings come from defaults,
+    then --config FILE (JSON), then CURVALID_* environment variables, then these options.
+
+    listeners:
+      --listen HOST:PORT[,…]   TCP addresses; 'none' for no TCP (default 127.0.0.1:7433; all
+                               interfaces only when asked, e.g. 0.0.0.0:7433)
+      --unix PATH              Unix socket, created mode 0600 (a stale socket file is replaced)
+    model:
+      --model BUNDLE           model bundle (default: the default model)
+      --encoder DIR            encoder directory (default: $CURVALID_ENCODER_DIR or the cache)
+      --threads N              BLAS threads per scoring worker (default 2)
+      --workers N              scoring workers (default 1; keep workers × threads ≤ cores)
+    audit:
+      --audit DB               SQLite audit log (without it decisions are not audited)
+      --audit-mode MODE        durable (reply after commit, default) or async
+      --audit-failure POLICY   fail_closed (reply error 'internal', default) or continue
+      --store-prompts          store prompt text in the audit log (default: SHA-256 only)
+    admin and load:
+      --admin-token-file FILE  token for {"op":"reload"} (at least 16 bytes); none: reload disabled
+      --overload POLICY        full queue: fail_closed (reject, default) or fail_open (accept)
+      --queue-capacity N       waiting requests before the overload policy answers (default 256)
+      --max-batch N            prompts per scoring call (default 16)
+      --batch-wait-ms MS       wait to fill a batch (default 0: batches form under load)
+    limits:
+      --max-line-bytes N       longest request line (default 1048576)
+      --max-prompt-chars N     longest prompt in Unicode scalars (default 32768)
+      --max-connections N      open connections (default 1024)
+      --max-pipelined N        unanswered requests per connection (default 128)
+      --idle-timeout S         close idle connections after S seconds (default 300)
+      --slow-sender-timeout S  a request line must arrive within S seconds (default 10)
+      --drain-timeout S        on SIGTERM, wait at most S seconds for in-flight requests (default 30)
+    other:
+      --config FILE            JSON config file (example: server/curvalid.conf.example)
+      --check-config           validate and print the effective configuration, then exit
+
+    Environment: CURVALID_CONFIG, CURVALID_LISTEN, CURVALID_UNIX_SOCKET, CURVALID_MODEL,
+    CURVALID_ENCODER_DIR, CURVALID_THREADS, CURVALID_WORKERS, CURVALID_AUDIT, CURVALID_AUDIT_MODE,
+    CURVALID_AUDIT_FAILURE, CURVALID_STORE_PROMPTS, CURVALID_ADMIN_TOKEN_FILE, CURVALID_OVERLOAD, and
+    CURVALID_<OPTION> (upper case, '_' for '-') for the other options.
+    Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP reloads the model.
 
     """
 
   static func run(_ raw: [String]) throws(CommandError) -> Int32 {
-    let arguments = try Arguments(raw, options: [], flags: [])
+    let arguments = try Arguments(
+      raw, options: ServeConfiguration.optionNames, flags: ServeConfiguration.flagNames)
     if arguments.flag("help") {
       print(help, terminator: "")
       return 0
     }
-    throw .failure("serve is coming: the detection service is not built yet (see README.md)")
+    guard arguments.positional.isEmpty else {
+      throw .usage("serve takes no positional arguments, got '\(arguments.positional[0])'")
+    }
+    var settings = try ServeConfiguration(
+      arguments: arguments, environment: ProcessInfo.processInfo.environment)
+    settings.server.serviceVersion = CurvalidCLI.version
+    if arguments.flag("check-config") {
+      try OutputWriter().writeAll(settings.json)
+      return 0
+    }
+    if settings.server.workers * settings.threads > ProcessInfo.processInfo.activeProcessorCount {
+      printError(
+        "curvalid: warning: \(settings.server.workers) workers × \(settings.threads) BLAS threads exceed "
+          + "\(ProcessInfo.processInfo.activeProcessorCount) cores (oversubscription)")
+    }
+    BLAS.threadCount = settings.threads
+
+    let model = settings.model
+    let encoder = settings.encoder
+    let scorer = try ModelLoading.loadDetector(bundlePath: model, encoderDirectory: encoder)
+    var recorder: (any DecisionRecorder)?
+    if let audit = settings.audit {
+      recorder = try AuditRecorderFactory.open(
+        path: audit, durable: settings.auditMode == .durable, storePromptText: settings.server.storePromptText
+      )
+    } else {
+      printError("curvalid: warning: no --audit database: decisions are not audited")
+    }
+    let server: Server
+    do {
+      server = try Server(
+        configuration: settings.server, scorer: scorer, recorder: recorder,
+        loader: { try ModelLoading.loadDetector(bundlePath: model, encoderDirectory: encoder) })
+      try server.start()
+    } catch {
+      throw .failure(error.message)
+    }
+    let signals = ServerSignals.install(for: server) { printError("curvalid: \($0)") }
+    defer { signals.cancel() }
+    let tcp = zip(settings.server.tcpAddresses, server.tcpPorts).map { "\($0.0.host):\($0.1)" }
+    let places = tcp + (settings.server.unixSocketPath.map { ["unix:" + $0] } ?? [])
+    printError("curvalid: serving model \(server.modelID) on \(places.joined(separator: ", "))")
+    do {
+      try server.waitUntilStopped()
+    } catch {
+      throw .failure(error.message)
+    }
+    printError("curvalid: stopped")
+    return 0
+  }
+}
+
+extension OutputWriter {
+  /// Writes `text` and flushes.
+  func writeAll(_ text: String) throws(CommandError) {
+    try write(text)
+    try flush()
   }
 }

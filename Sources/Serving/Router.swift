@@ -1,0 +1,263 @@
+import Detection
+import Foundation
+import Hashing
+
+/// Turns parsed requests into replies: answers admin and malformed requests at once, queues score
+/// requests, records decisions, and posts the finished replies to the event loop.
+final class Router: RequestRouting {
+  let configuration: ServerConfiguration
+  let models: ModelHolder
+  let scheduler: ScoringScheduler
+  let recorder: (any DecisionRecorder)?
+  let loader: (@Sendable () throws -> any PromptScoring)?
+  let statistics: ServerStatistics
+  /// Set by `Server.start()` before the first request can arrive.
+  let mailbox = Locked<LoopMailbox?>(nil)
+  private let adminToken: AdminToken?
+  private let audits = DispatchGroup()
+  private let reloadQueue = DispatchQueue(label: "curvalid.reload")
+
+  init(
+    configuration: ServerConfiguration, models: ModelHolder, scheduler: ScoringScheduler,
+    recorder: (any DecisionRecorder)?, loader: (@Sendable () throws -> any PromptScoring)?,
+    statistics: ServerStatistics
+  ) {
+    self.configuration = configuration
+    self.models = models
+    self.scheduler = scheduler
+    self.recorder = recorder
+    self.loader = loader
+    self.statistics = statistics
+    self.adminToken = configuration.adminToken.map(AdminToken.init)
+  }
+
+  /// Waits until every started `record` call has returned, at most `timeout` seconds.
+  func waitForAudits(timeout: Double) {
+    _ = audits.wait(timeout: .now() + timeout)
+  }
+
+  private func post(connection: UInt64, sequence: UInt64, bytes: [UInt8]) {
+    mailbox.current?.post(.reply(connection: connection, sequence: sequence, bytes: bytes))
+  }
+
+  private func members(id: String?, _ rest: [(String, String)]) -> [UInt8] {
+    WireProtocol.line((id.map { [("id", $0)] } ?? []) + rest)
+  }
+
+  func route(_ line: ParsedLine, receivedAt: Double, connection: UInt64, sequence: UInt64, peer: String)
+    -> [UInt8]?
+  {
+    let request: Request
+    switch line.request {
+    case .failure(let error):
+      statistics.recordError(error.code)
+      return WireProtocol.errorReply(id: line.idJSON, error)
+    case .success(let parsed):
+      request = parsed
+    }
+    switch request {
+    case .health:
+      return members(
+        id: line.idJSON, [("status", "\"ok\""), ("model", JSONWriter.string(models.current.modelID))])
+    case .version:
+      return members(
+        id: line.idJSON,
+        [
+          ("version", JSONWriter.string(configuration.serviceVersion)), ("protocol", "1"),
+          ("model", JSONWriter.string(models.current.modelID)),
+        ])
+    case .stats(let prometheus):
+      let report = StatisticsReport(
+        snapshot: statistics.snapshot(), uptime: statistics.uptime, queueDepth: scheduler.depth,
+        queueCapacity: configuration.queueCapacity, modelID: models.current.modelID,
+        version: configuration.serviceVersion)
+      if prometheus {
+        return members(
+          id: line.idJSON,
+          [("format", "\"prometheus\""), ("text", JSONWriter.string(report.prometheusText()))])
+      }
+      return members(id: line.idJSON, report.jsonMembers())
+    case .reload(let token):
+      guard let adminToken, let token, adminToken.matches(token) else {
+        statistics.recordError(.unauthorized)
+        let message =
+          configuration.adminToken == nil
+          ? "admin operations are disabled (no admin token configured)" : "a valid admin token is required"
+        return WireProtocol.errorReply(id: line.idJSON, ReplyError(.unauthorized, message))
+      }
+      let id = line.idJSON
+      reload { result in
+        let bytes: [UInt8]
+        switch result {
+        case .success(let (model, previous)):
+          bytes = self.members(
+            id: id,
+            [
+              ("reloaded", "true"), ("model", JSONWriter.string(model)),
+              ("previous_model", JSONWriter.string(previous)),
+            ])
+        case .failure(let error):
+          self.statistics.recordError(.reloadFailed)
+          bytes = WireProtocol.errorReply(id: id, ReplyError(.reloadFailed, error.message))
+        }
+        self.post(connection: connection, sequence: sequence, bytes: bytes)
+      }
+      return nil
+    case .score(let prompt, let client, let explain):
+      let context = ScoreContext(
+        idJSON: line.idJSON, idText: line.idText, client: client, peer: peer, prompt: prompt,
+        receivedAt: receivedAt, receivedAtEpoch: epochMilliseconds(), connection: connection,
+        sequence: sequence)
+      let job = ScoringScheduler.Job(prompt: prompt, explain: explain) { result, modelID in
+        self.finish(context, result: result, modelID: modelID)
+      }
+      if scheduler.submit(job) { return nil }
+      return overloaded(context)
+    }
+  }
+
+  /// What a score request carries through the scheduler and the recorder.
+  struct ScoreContext: Sendable {
+    let idJSON: String?
+    let idText: String?
+    let client: String?
+    let peer: String
+    let prompt: String
+    let receivedAt: Double
+    let receivedAtEpoch: Int64
+    let connection: UInt64
+    let sequence: UInt64
+  }
+
+  private func entry(_ context: ScoreContext) -> AuditEntry {
+    AuditEntry(
+      timeMilliseconds: context.receivedAtEpoch, requestID: context.idText, client: context.client,
+      peer: context.peer,
+      promptSHA256: SHA256.hexDigest(of: context.prompt),
+      promptText: configuration.storePromptText ? context.prompt : nil)
+  }
+
+  /// The overload policy's immediate answer; the audit row is written in the background.
+  private func overloaded(_ context: ScoreContext) -> [UInt8] {
+    let reject = configuration.overloadPolicy == .failClosed
+    statistics.recordOverloaded(reject: reject)
+    let verdict = reject ? Decision.Verdict.reject : .accept
+    let modelID = models.current.modelID
+    if let recorder {
+      var row = entry(context)
+      row.decision = verdict.rawValue
+      row.modelID = modelID
+      row.error = ReplyError.Code.overloaded.rawValue
+      row.latencyMilliseconds = (monotonicSeconds() - context.receivedAt) * 1_000
+      let statistics = self.statistics
+      audits.enter()
+      Task { [row, audits] in
+        do {
+          _ = try await recorder.record(row)
+        } catch {
+          statistics.recordAuditFailure()
+        }
+        audits.leave()
+      }
+    }
+    return members(
+      id: context.idJSON,
+      [
+        ("decision", JSONWriter.string(verdict.rawValue)), ("overloaded", "true"),
+        ("model", JSONWriter.string(modelID)),
+        ("latency_ms", JSONWriter.milliseconds((monotonicSeconds() - context.receivedAt) * 1_000)),
+        ("audit_id", "null"),
+      ])
+  }
+
+  /// Records a scored request (if a recorder is configured) and posts its reply.
+  private func finish(_ context: ScoreContext, result: Result<Decision, DetectionError>, modelID: String) {
+    let decision: Decision
+    switch result {
+    case .failure(let error):
+      let reply = ReplyError(error)
+      statistics.recordError(reply.code)
+      post(
+        connection: context.connection, sequence: context.sequence,
+        bytes: WireProtocol.errorReply(id: context.idJSON, reply))
+      return
+    case .success(let value):
+      decision = value
+    }
+    let decidedMilliseconds = (monotonicSeconds() - context.receivedAt) * 1_000
+    guard let recorder else {
+      reply(context, decision: decision, modelID: modelID, auditID: nil, audited: true)
+      return
+    }
+    var row = entry(context)
+    row.tokens = decision.tokens
+    row.score = decision.score
+    row.threshold = decision.threshold
+    row.decision = decision.verdict.rawValue
+    row.featuresJSON = WireProtocol.featuresJSON(decision.features)
+    row.modelID = modelID
+    row.latencyMilliseconds = decidedMilliseconds
+    audits.enter()
+    Task { [row, audits] in
+      do {
+        let auditID = try await recorder.record(row)
+        self.reply(context, decision: decision, modelID: modelID, auditID: auditID, audited: true)
+      } catch {
+        self.statistics.recordAuditFailure()
+        switch self.configuration.auditFailurePolicy {
+        case .continue:
+          self.reply(context, decision: decision, modelID: modelID, auditID: nil, audited: false)
+        case .failClosed:
+          self.statistics.recordError(.internal)
+          self.post(
+            connection: context.connection, sequence: context.sequence,
+            bytes: WireProtocol.errorReply(id: context.idJSON, ReplyError(.internal, "decision not audited")))
+        }
+      }
+      audits.leave()
+    }
+  }
+
+  private func reply(
+    _ context: ScoreContext, decision: Decision, modelID: String, auditID: Int64?, audited: Bool
+  ) {
+    let latency = (monotonicSeconds() - context.receivedAt) * 1_000
+    statistics.recordDecision(reject: decision.verdict == .reject, latencyMilliseconds: latency)
+    var rest = WireProtocol.decisionMembers(decision, modelID: modelID)
+    rest.append(("latency_ms", JSONWriter.milliseconds(latency)))
+    rest.append(("audit_id", auditID.map { "\($0)" } ?? "null"))
+    if !audited { rest.append(("audited", "false")) }
+    post(connection: context.connection, sequence: context.sequence, bytes: members(id: context.idJSON, rest))
+  }
+
+  /// Loads, validates and swaps in a new model on the reload queue.
+  ///
+  /// - Parameter completion: The new and previous model ids, or why the new model was refused.
+  func reload(completion: @escaping @Sendable (Result<(String, String), ServingError>) -> Void) {
+    guard let loader else {
+      statistics.recordReload(succeeded: false)
+      completion(
+        .failure(ServingError(.reloadFailed, "reload is not configured (no model bundle to reload)")))
+      return
+    }
+    reloadQueue.async { [models, statistics] in
+      let current = models.current.modelID
+      do {
+        let candidate = try loader()
+        let probe = candidate.score(["curvalid reload probe: is this model usable?"], explain: false)
+        guard probe.count == 1, case .success(let decision) = probe[0], decision.score.isFinite,
+          decision.threshold.isFinite
+        else {
+          throw ServingError(.reloadFailed, "the new model failed its probe prompt")
+        }
+        let previous = models.swap(candidate)
+        statistics.recordReload(succeeded: true)
+        completion(.success((candidate.modelID, previous.modelID)))
+      } catch {
+        statistics.recordReload(succeeded: false)
+        completion(
+          .failure(ServingError(.reloadFailed, "new model refused (\(error)); still serving \(current)")))
+      }
+    }
+  }
+}

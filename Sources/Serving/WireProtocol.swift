@@ -1,0 +1,254 @@
+import Detection
+
+/// An error reply: `{"id":…,"error":{"code":…,"message":…}}` (docs/protocol.md lists every code).
+struct ReplyError: Error, Equatable {
+  /// The wire error codes.
+  enum Code: String, Sendable, CaseIterable {
+    case invalidJSON = "invalid_json"
+    case invalidUTF8 = "invalid_utf8"
+    case missingPrompt = "missing_prompt"
+    case emptyPrompt = "empty_prompt"
+    case wrongType = "wrong_type"
+    case lineTooLong = "line_too_long"
+    case promptTooLong = "prompt_too_long"
+    case overloaded
+    case unauthorized
+    case unknownOp = "unknown_op"
+    case reloadFailed = "reload_failed"
+    case timeout
+    case `internal`
+  }
+
+  let code: Code
+  let message: String
+
+  init(_ code: Code, _ message: String) {
+    self.code = code
+    self.message = message
+  }
+
+  /// The matching wire error for a scorer's per-prompt failure.
+  init(_ error: DetectionError) {
+    switch error.code {
+    case .emptyPrompt: self.init(.emptyPrompt, error.message)
+    case .promptTooLong: self.init(.promptTooLong, error.message)
+    case .invalidUTF8: self.init(.invalidUTF8, error.message)
+    default: self.init(.internal, "scoring failed: \(error.message)")
+    }
+  }
+}
+
+/// One parsed request line.
+enum Request: Equatable {
+  /// Score one prompt.
+  case score(prompt: String, client: String?, explain: Bool)
+  /// `{"op":"health"}`.
+  case health
+  /// `{"op":"version"}`.
+  case version
+  /// `{"op":"stats"}`, optionally `"format":"prometheus"`.
+  case stats(prometheus: Bool)
+  /// `{"op":"reload","token":…}`.
+  case reload(token: String?)
+}
+
+/// A request line after parsing: the request's `id` (when readable) and the request or its error.
+struct ParsedLine: Equatable {
+  /// The `id` as JSON text to echo (`"r1"` or `17`), or `nil`.
+  var idJSON: String?
+  /// The `id` as plain text for the audit log.
+  var idText: String?
+  /// The request, or the error to answer.
+  var request: Result<Request, ReplyError>
+}
+
+/// Parsing request lines and rendering replies (DESIGN.md §4).
+enum WireProtocol {
+  /// Parses one line (without its newline).
+  ///
+  /// - Parameters:
+  ///   - line: The raw bytes.
+  ///   - maxPromptScalars: The longest prompt accepted, in Unicode scalars.
+  /// - Returns: The id and request, or the id (when it can be read) and the error.
+  static func parse(_ line: [UInt8], maxPromptScalars: Int) -> ParsedLine {
+    guard isValidUTF8(line) else {
+      // Recover the id from a repaired copy so that even this error carries it.
+      let repaired = Array(String(decoding: line, as: UTF8.self).utf8)
+      var parsed = ParsedLine(idJSON: nil, idText: nil, request: .failure(ReplyError(.invalidUTF8, "")))
+      if case .object(let members)? = try? JSONValue.parse(repaired[...]), let id = try? readID(members) {
+        parsed.idJSON = id.json
+        parsed.idText = id.text
+      }
+      parsed.request = .failure(ReplyError(.invalidUTF8, "the request line is not valid UTF-8"))
+      return parsed
+    }
+    let value: JSONValue
+    do {
+      value = try JSONValue.parse(line[...])
+    } catch {
+      return ParsedLine(idJSON: nil, idText: nil, request: .failure(ReplyError(.invalidJSON, error.message)))
+    }
+    guard case .object(let members) = value else {
+      return ParsedLine(
+        idJSON: nil, idText: nil,
+        request: .failure(ReplyError(.invalidJSON, "a request must be a JSON object")))
+    }
+    let id: (json: String, text: String)?
+    do {
+      id = try readID(members)
+    } catch {
+      return ParsedLine(idJSON: nil, idText: nil, request: .failure(error))
+    }
+    let request = Result { () throws(ReplyError) -> Request in
+      try readRequest(members, maxPromptScalars: maxPromptScalars)
+    }
+    return ParsedLine(idJSON: id?.json, idText: id?.text, request: request)
+  }
+
+  /// Whether `bytes` are well-formed UTF-8.
+  static func isValidUTF8(_ bytes: [UInt8]) -> Bool {
+    // ASCII fast path, then the standard library's validating decoder.
+    if bytes.allSatisfy({ $0 < 0x80 }) { return true }
+    var iterator = bytes.makeIterator()
+    var decoder = UTF8()
+    while true {
+      switch decoder.decode(&iterator) {
+      case .scalarValue: continue
+      case .emptyInput: return true
+      case .error: return false
+      }
+    }
+  }
+
+  /// The `id` member: a string or a number, echoed as sent; `null` or absent means none.
+  private static func readID(_ members: [String: JSONValue]) throws(ReplyError) -> (
+    json: String, text: String
+  )? {
+    switch members["id"] {
+    case nil, .null?: return nil
+    case .string(let text)?: return (JSONWriter.string(text), text)
+    case .number(_, let text)?: return (text, text)
+    default: throw ReplyError(.wrongType, "\"id\" must be a string or a number")
+    }
+  }
+
+  private static func readRequest(_ members: [String: JSONValue], maxPromptScalars: Int) throws(ReplyError)
+    -> Request
+  {
+    let op: String
+    switch members["op"] {
+    case nil, .null?: op = "score"
+    case .string(let text)?: op = text
+    default: throw ReplyError(.wrongType, "\"op\" must be a string")
+    }
+    switch op {
+    case "score": return try readScore(members, maxPromptScalars: maxPromptScalars)
+    case "health": return .health
+    case "version": return .version
+    case "stats":
+      switch members["format"] {
+      case nil, .null?, .string("json")?: return .stats(prometheus: false)
+      case .string("prometheus")?: return .stats(prometheus: true)
+      default: throw ReplyError(.wrongType, "\"format\" must be \"json\" or \"prometheus\"")
+      }
+    case "reload":
+      switch members["token"] {
+      case nil, .null?: return .reload(token: nil)
+      case .string(let token)?: return .reload(token: token)
+      default: throw ReplyError(.wrongType, "\"token\" must be a string")
+      }
+    default:
+      let shown = op.count > 40 ? String(op.prefix(40)) + "…" : op
+      throw ReplyError(.unknownOp, "unknown op \"\(shown)\" (score, health, version, stats, reload)")
+    }
+  }
+
+  private static func readScore(_ members: [String: JSONValue], maxPromptScalars: Int) throws(ReplyError)
+    -> Request
+  {
+    let prompt: String
+    switch members["prompt"] {
+    case nil, .null?: throw ReplyError(.missingPrompt, "the request has no \"prompt\"")
+    case .string(let text)?: prompt = text
+    default: throw ReplyError(.wrongType, "\"prompt\" must be a string")
+    }
+    let client: String?
+    switch members["client"] {
+    case nil, .null?: client = nil
+    case .string(let text)?: client = text
+    default: throw ReplyError(.wrongType, "\"client\" must be a string")
+    }
+    let explain: Bool
+    switch members["explain"] {
+    case nil, .null?: explain = false
+    case .bool(let flag)?: explain = flag
+    default: throw ReplyError(.wrongType, "\"explain\" must be true or false")
+    }
+    if prompt.unicodeScalars.allSatisfy(\.properties.isWhitespace) {
+      throw ReplyError(.emptyPrompt, "the prompt is empty")
+    }
+    var scalars = 0
+    for _ in prompt.unicodeScalars {
+      scalars += 1
+      if scalars > maxPromptScalars {
+        throw ReplyError(.promptTooLong, "the prompt is longer than \(maxPromptScalars) characters")
+      }
+    }
+    return .score(prompt: prompt, client: client, explain: explain)
+  }
+
+  /// `{"id":…,"error":{…}}` plus a newline.
+  static func errorReply(id: String?, _ error: ReplyError, extra: [(String, String)] = []) -> [UInt8] {
+    var members: [(String, String)] = []
+    if let id { members.append(("id", id)) }
+    members.append(
+      (
+        "error",
+        JSONWriter.object([
+          ("code", JSONWriter.string(error.code.rawValue)), ("message", JSONWriter.string(error.message)),
+        ])
+      ))
+    members += extra
+    return line(members)
+  }
+
+  /// A reply object's members as one line.
+  static func line(_ members: [(String, String)]) -> [UInt8] {
+    Array((JSONWriter.object(members) + "\n").utf8)
+  }
+
+  /// The features as a JSON object text, in model order.
+  static func featuresJSON(_ features: [Decision.Feature]) -> String {
+    JSONWriter.object(features.map { ($0.name, JSONWriter.number($0.value)) })
+  }
+
+  /// The members of a decision reply, after `id`.
+  static func decisionMembers(_ decision: Decision, modelID: String) -> [(String, String)] {
+    var members: [(String, String)] = [
+      ("decision", JSONWriter.string(decision.verdict.rawValue)),
+      ("score", JSONWriter.number(decision.score)),
+      ("threshold", JSONWriter.number(decision.threshold)),
+      ("model", JSONWriter.string(modelID)),
+      ("tokens", "\(decision.tokens)"),
+      ("features", featuresJSON(decision.features)),
+    ]
+    if let explanation = decision.explanation {
+      let tokens = explanation.topTokens.map {
+        JSONWriter.object([
+          ("token", JSONWriter.string($0.token)), ("position", "\($0.position)"),
+          ("value", JSONWriter.number($0.value)),
+        ])
+      }
+      let distances = explanation.nearestBenignDistances.map(JSONWriter.number)
+      members.append(
+        (
+          "explanation",
+          JSONWriter.object([
+            ("top_tokens", "[" + tokens.joined(separator: ",") + "]"),
+            ("nearest_benign_distances", "[" + distances.joined(separator: ",") + "]"),
+          ])
+        ))
+    }
+    return members
+  }
+}

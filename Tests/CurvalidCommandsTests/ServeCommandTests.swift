@@ -1,0 +1,112 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// `curvalid serve` options, run as a user would: help, configuration layering, usage errors.
+final class ServeCommandTests: XCTestCase {
+  private var directory = URL(fileURLWithPath: NSTemporaryDirectory())
+
+  override func setUpWithError() throws {
+    directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent(
+      "cv-serve-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+  }
+
+  override func tearDownWithError() throws {
+    try FileManager.default.removeItem(at: directory)
+  }
+
+  private func write(_ name: String, _ text: String) throws -> String {
+    let url = directory.appendingPathComponent(name)
+    try Data(text.utf8).write(to: url)
+    return url.path
+  }
+
+  private func effective(_ arguments: [String], environment: [String: String] = [:]) throws -> [String: Any] {
+    let result = try BinaryRunner.run(["serve", "--check-config"] + arguments, environment: environment)
+    XCTAssertEqual(result.status, 0, result.standardError)
+    return try XCTUnwrap(JSONSerialization.jsonObject(with: result.standardOutput) as? [String: Any])
+  }
+
+  func testHelpListsTheOptions() throws {
+    let result = try BinaryRunner.run(["serve", "--help"])
+    XCTAssertEqual(result.status, 0)
+    for option in [
+      "--listen HOST:PORT", "--unix PATH", "--model BUNDLE", "--audit DB", "--config FILE",
+      "--admin-token-file FILE",
+      "--check-config", "--overload POLICY", "--workers N", "--threads N", "--store-prompts",
+      "--audit-mode MODE",
+    ] {
+      XCTAssertTrue(result.output.contains(option), option)
+    }
+  }
+
+  func testDefaultsAreLoopbackAndSafe() throws {
+    let config = try effective([], environment: ["CURVALID_THREADS": "", "CURVALID_LISTEN": ""])
+    XCTAssertEqual(config["listen"] as? [String], ["127.0.0.1:7433"])
+    XCTAssertEqual(config["max_line_bytes"] as? Int, 1_048_576)
+    XCTAssertEqual(config["overload"] as? String, "fail_closed")
+    XCTAssertEqual(config["audit_mode"] as? String, "durable")
+    XCTAssertEqual(config["store_prompts"] as? Bool, false)
+    XCTAssertEqual(config["workers"] as? Int, 1)
+    XCTAssertEqual(config["admin_token_configured"] as? Bool, false)
+  }
+
+  func testConfigFileThenEnvironmentThenFlags() throws {
+    let token = try write("token", "0123456789abcdef-token\n")
+    let file = try write(
+      "curvalid.json",
+      """
+      {"listen": ["127.0.0.1:9000", "[::1]:9001"], "unix_socket": "/tmp/cv.sock", "workers": 2,
+       "threads": 1, "overload": "fail_open", "max_connections": 10, "idle_timeout_s": 30,
+       "store_prompts": true, "admin_token_file": "\(token)", "audit": "/var/lib/curvalid/audit.db"}
+      """)
+    let fromFile = try effective(["--config", file])
+    XCTAssertEqual(fromFile["listen"] as? [String], ["127.0.0.1:9000", "[::1]:9001"])
+    XCTAssertEqual(fromFile["unix_socket"] as? String, "/tmp/cv.sock")
+    XCTAssertEqual(fromFile["workers"] as? Int, 2)
+    XCTAssertEqual(fromFile["threads"] as? Int, 1)
+    XCTAssertEqual(fromFile["overload"] as? String, "fail_open")
+    XCTAssertEqual(fromFile["max_connections"] as? Int, 10)
+    XCTAssertEqual(fromFile["idle_timeout_s"] as? Double, 30)
+    XCTAssertEqual(fromFile["store_prompts"] as? Bool, true)
+    XCTAssertEqual(fromFile["admin_token_configured"] as? Bool, true)
+    XCTAssertFalse(String(describing: fromFile).contains("0123456789abcdef-token"))
+
+    let layered = try effective(
+      ["--config", file, "--listen", "127.0.0.1:9100", "--workers", "1", "--audit-mode", "async"],
+      environment: [
+        "CURVALID_LISTEN": "127.0.0.1:9200", "CURVALID_MAX_CONNECTIONS": "20", "CURVALID_WORKERS": "3",
+      ])
+    XCTAssertEqual(layered["listen"] as? [String], ["127.0.0.1:9100"])
+    XCTAssertEqual(layered["max_connections"] as? Int, 20)
+    XCTAssertEqual(layered["workers"] as? Int, 1)
+    XCTAssertEqual(layered["audit_mode"] as? String, "async")
+    XCTAssertEqual(layered["config_file"] as? String, file)
+
+    let noTCP = try effective(["--listen", "none", "--unix", directory.appendingPathComponent("s").path])
+    XCTAssertEqual(noTCP["listen"] as? [String], [])
+  }
+
+  func testBadOptionsAndConfigurationsExit64() throws {
+    let unknownKey = try write("typo.json", #"{"listne": "127.0.0.1:1"}"#)
+    let wrongType = try write("type.json", #"{"workers": "two"}"#)
+    let shortToken = try write("short", "short\n")
+    for arguments in [
+      ["serve", "--bogus"], ["serve", "extra"], ["serve", "--listen", "7433"],
+      ["serve", "--listen", "host:99999"],
+      ["serve", "--workers", "0"], ["serve", "--overload", "sometimes"], ["serve", "--audit-mode", "later"],
+      ["serve", "--idle-timeout", "0"], ["serve", "--config", unknownKey, "--check-config"],
+      ["serve", "--config", wrongType, "--check-config"], ["serve", "--listen", "none", "--check-config"],
+      ["serve", "--admin-token-file", shortToken, "--check-config"],
+    ] {
+      let result = try BinaryRunner.run(arguments)
+      XCTAssertEqual(result.status, 64, "\(arguments): \(result.standardError)")
+      XCTAssertTrue(result.standardError.hasPrefix("curvalid: "), result.standardError)
+    }
+    let missing = try BinaryRunner.run([
+      "serve", "--config", directory.appendingPathComponent("nope.json").path,
+    ])
+    XCTAssertEqual(missing.status, 1)
+  }
+}
