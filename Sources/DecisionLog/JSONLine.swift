@@ -102,3 +102,8 @@ enum JSONLine {
       + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(millis), 3))Z"
   }
 }
+
+extension StoredRecord {
+  /// The row as one line of JSON, in the export format (docs/audit-log.md, "Export").
+  public var jsonLine: String { JSONLine.line(for: self) }
+}
