@@ -22,6 +22,9 @@ public enum CurvalidCLI {
     Command(name: "embed", summary: "print one embedding per token of a prompt", run: EmbedCommand.run),
     Command(name: "bench", summary: "measure speed (bench encoder)", run: BenchCommand.run),
     Command(name: "train", summary: "train a detector and write a model bundle", run: TrainCommand.run),
+    Command(
+      name: "evaluate", summary: "metrics per family, leave-one-family-out, presets side by side",
+      run: EvaluateCommand.run),
     Command(name: "score", summary: "score one prompt with a model bundle", run: ScoreCommand.run),
     Command(name: "serve", summary: "serve the detector over TCP and Unix sockets", run: ServeCommand.run),
     Command(name: "audit", summary: "verify, tail, export and label the audit log", run: AuditCommand.run),

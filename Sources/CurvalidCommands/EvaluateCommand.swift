@@ -1,0 +1,254 @@
+import Detection
+import Embeddings
+import Foundation
+
+/// `curvalid evaluate`: metrics of a model on a corpus, per family and source, and
+/// leave-one-family-out comparisons of presets.
+enum EvaluateCommand {
+  static let help = """
+    usage: curvalid evaluate --corpus FILE [--corpus FILE…] [OPTIONS]
+
+    modes:
+      --mode test   (default) score the corpus's test split with --model (default: the shipped
+                    model) and report accuracy, precision, recall, F1, ROC-AUC and TPR/FPR at the
+                    model's threshold, overall, per family and per source, plus a length-matched
+                    subset (attacks and benign prompts of similar token counts).
+      --mode lofo   leave-one-family-out: for every attack family F, train without F (and without
+                    the test split), then score F and the benign test records at the retrained
+                    model's own calibrated threshold. Trains one model per family and preset.
+
+    options:
+      --model BUNDLE       model for --mode test (default: $CURVALID_MODEL or server/models/default.safetensors)
+      --preset LIST        presets for --mode lofo, comma-separated (default: reference); several
+                           presets print a side-by-side comparison
+      --set KEY=VALUE      configuration override for --mode lofo (repeatable)
+      --families LIST      only these attack families (lofo)
+      --length-bins N      token-count bins for length matching (default 6)
+      --include-harmful    count `harmful` records as attacks (default: left out)
+      --json               print the report as JSON instead of tables
+      --plots DIR          write SVG figures (ROC with the operating point, score and feature
+                           distributions per family) into DIR
+      --cache-dir DIR      embedding cache (default: the one `train` uses)
+    \(EncoderOptions.help)
+      -h, --help           show this help
+
+    """
+
+  static func run(_ raw: [String]) throws(CommandError) -> Int32 {
+    var remaining = raw
+    let corpora = try TrainCommand.extract("corpus", from: &remaining)
+    let overrides = try TrainCommand.extract("set", from: &remaining)
+    let arguments = try Arguments(
+      remaining,
+      options: EncoderOptions.names.union([
+        "model", "mode", "preset", "families", "length-bins", "plots", "cache-dir",
+      ]),
+      flags: ["json", "include-harmful"])
+    if arguments.flag("help") {
+      print(help, terminator: "")
+      return 0
+    }
+    guard arguments.positional.isEmpty else {
+      throw .usage("evaluate takes no positional arguments, got '\(arguments.positional[0])'")
+    }
+    guard !corpora.isEmpty else { throw .usage("evaluate needs at least one --corpus FILE") }
+    let mode = arguments.value("mode") ?? "test"
+    guard ["test", "lofo"].contains(mode) else { throw .usage("--mode must be test or lofo, got '\(mode)'") }
+    let bins = try arguments.integer("length-bins", default: 6, in: 1...50)
+    try EncoderOptions.applyThreads(arguments)
+
+    let encoderPath = arguments.value("encoder")
+    let store =
+      encoderPath.map { EncoderStore(directory: URL(fileURLWithPath: $0, isDirectory: true)) }
+      ?? EncoderStore()
+    let encoder: TextEncoder
+    let digest: String
+    do {
+      digest = try store.verify(expectedSHA256: encoderPath == nil ? EncoderStore.weightsSHA256 : nil)
+      encoder = try TextEncoder(directory: store.directory)
+    } catch {
+      throw .failure(error.message)
+    }
+    let identity = EncoderIdentity(
+      name: encoderPath == nil ? EncoderStore.encoderName : store.directory.lastPathComponent, sha256: digest)
+    let cacheDirectory =
+      arguments.value("cache-dir").map { URL(fileURLWithPath: $0, isDirectory: true) }
+      ?? EmbeddingCache.defaultDirectory(encoderDigest: digest)
+    let progress = ProgressReporter.standardError()
+    let output = OutputWriter()
+    do {
+      let corpus = try Corpus(contentsOf: corpora.map { URL(fileURLWithPath: $0) })
+      if mode == "test" {
+        let path = arguments.value("model") ?? ModelLoading.defaultBundlePath()
+        let url = URL(fileURLWithPath: path)
+        let bundle = try ModelBundle.read(from: url, encoderSHA256: digest)
+        let modelID = try ModelBundle.modelID(of: url)
+        let provider = EmbeddingProvider(
+          encoder: encoder, cache: EmbeddingCache(directory: cacheDirectory),
+          maxWindows: bundle.configuration.maxWindows)
+        let run = try EvaluationRunner.testSplit(
+          bundle: bundle, modelID: modelID, corpus: corpus, embeddings: provider,
+          includeHarmful: arguments.flag("include-harmful"), progress: progress)
+        let report = try makeReport(
+          modelID: modelID, threshold: run.threshold, examples: run.examples,
+          target: bundle.configuration.targetFalsePositiveRate, bins: bins)
+        try emit(report, json: arguments.flag("json"), to: output)
+        if let directory = arguments.value("plots") {
+          try plot(run.examples, threshold: run.threshold, modelID: modelID, into: directory)
+        }
+      } else {
+        let presets = (arguments.value("preset") ?? "reference").split(separator: ",").map(String.init)
+        let families = arguments.value("families").map { $0.split(separator: ",").map(String.init) }
+        var comparison: [EvaluationReport.ModelComparisonRow] = []
+        var reports: [String: EvaluationReport] = [:]
+        for preset in presets {
+          var configuration = try DetectorConfiguration.preset(named: preset)
+          for assignment in overrides { try configuration.apply(assignment) }
+          try configuration.validate()
+          let provider = EmbeddingProvider(
+            encoder: encoder, cache: EmbeddingCache(directory: cacheDirectory),
+            maxWindows: configuration.maxWindows)
+          let runs = try EvaluationRunner.leaveOneFamilyOut(
+            configuration: configuration, corpus: corpus, embeddings: provider, encoder: identity,
+            families: families, progress: progress)
+          let report = try lofoReport(
+            preset: preset, runs: runs, target: configuration.targetFalsePositiveRate, bins: bins)
+          reports[preset] = report
+          comparison.append(EvaluationReport.ModelComparisonRow(model: preset, report: report))
+          if let directory = arguments.value("plots") {
+            for run in runs {
+              let family = run.metadata["held_out_family"] ?? run.name
+              try plot(
+                run.examples, threshold: run.threshold, modelID: "\(preset) without \(family)",
+                into: directory + "/\(preset)/\(family)")
+            }
+          }
+        }
+        if arguments.flag("json") {
+          try output.write(try json(presets.compactMap { reports[$0] }) + "\n")
+        } else {
+          for preset in presets {
+            guard let report = reports[preset], let summary = report.leaveOneFamilyOut else { continue }
+            try output.write("== \(preset): leave-one-family-out\n")
+            try output.write(EvaluationReport.renderLeaveOneFamilyOut(summary) + "\n")
+            if let matched = report.lengthMatched {
+              try output.write("== \(preset): length-matched (pooled held-out families vs benign)\n")
+              try output.write(EvaluationReport.renderLengthMatched(matched) + "\n")
+            }
+          }
+          if presets.count > 1 {
+            try output.write("== comparison\n" + EvaluationReport.renderComparison(comparison) + "\n")
+          }
+        }
+      }
+      try output.flush()
+      return 0
+    } catch let error as CommandError {
+      throw error
+    } catch let error as DetectionError {
+      throw .failure(error.message)
+    } catch {
+      throw .failure("\(error)")
+    }
+  }
+
+  private static func makeReport(
+    modelID: String, threshold: Float, examples: [ScoredExample], target: Double, bins: Int
+  ) throws(DetectionError) -> EvaluationReport {
+    do {
+      return try EvaluationReport(
+        modelID: modelID, threshold: threshold, examples: examples, targetFalsePositiveRate: target,
+        lengthMatchingBins: bins)
+    } catch let error as DetectionError {
+      throw error
+    } catch {
+      throw DetectionError(.internalError, "report: \(error)")
+    }
+  }
+
+  /// The pooled report of leave-one-family-out runs: per-family rows at each run's own
+  /// threshold, and the length-matched block over the pooled held-out examples, each scored
+  /// relative to its own run's threshold (score − threshold, so one cut at 0 applies to all);
+  /// the benign test records appear once per run, scored by that run's model.
+  private static func lofoReport(
+    preset: String, runs: [EvaluationRunner.Run], target: Double, bins: Int
+  ) throws(DetectionError) -> EvaluationReport {
+    var rows: [EvaluationReport.LeaveOneFamilyOutRow] = []
+    var pooled: [ScoredExample] = []
+    for run in runs {
+      let family = run.metadata["held_out_family"] ?? run.name
+      do {
+        rows.append(
+          try EvaluationReport.LeaveOneFamilyOutRow(
+            family: family, threshold: run.threshold, examples: run.examples))
+      } catch {
+        throw DetectionError(.internalError, "leave-one-family-out row for \(family): \(error)")
+      }
+      for example in run.examples {
+        var shifted = example
+        shifted.score = example.score - run.threshold
+        pooled.append(shifted)
+      }
+    }
+    var report = try makeReport(modelID: preset, threshold: 0, examples: pooled, target: target, bins: bins)
+    report.leaveOneFamilyOut = EvaluationReport.LeaveOneFamilyOutSummary(rows: rows)
+    return report
+  }
+
+  private static func emit(_ report: EvaluationReport, json asJSON: Bool, to output: OutputWriter)
+    throws(CommandError)
+  {
+    if asJSON {
+      let text: String
+      do {
+        text = try json([report])
+      } catch {
+        throw .failure(error.message)
+      }
+      try output.write(text + "\n")
+    } else {
+      try output.write(report.renderText())
+    }
+  }
+
+  private static func json(_ reports: [EvaluationReport]) throws(DetectionError) -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    do {
+      let data = try encoder.encode(
+        reports.count == 1 ? AnyReports.one(reports[0]) : AnyReports.many(reports))
+      return String(decoding: data, as: UTF8.self)
+    } catch {
+      throw DetectionError(.internalError, "cannot encode the report: \(error)")
+    }
+  }
+
+  private static func plot(
+    _ examples: [ScoredExample], threshold: Float, modelID: String, into directory: String
+  )
+    throws(DetectionError)
+  {
+    do {
+      _ = try SVGPlots.writeAll(
+        examples, threshold: threshold, modelID: modelID,
+        to: URL(fileURLWithPath: directory, isDirectory: true))
+    } catch let error as DetectionError {
+      throw error
+    } catch {
+      throw DetectionError(.io, "cannot write plots into \(directory): \(error)")
+    }
+  }
+
+  /// One report as an object, several as an array.
+  private enum AnyReports: Encodable {
+    case one(EvaluationReport)
+    case many([EvaluationReport])
+
+    func encode(to encoder: any Encoder) throws {
+      switch self {
+      case .one(let report): try report.encode(to: encoder)
+      case .many(let reports): try reports.encode(to: encoder)
+      }
+    }
+  }
+}

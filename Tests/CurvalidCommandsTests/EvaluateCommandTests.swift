@@ -1,0 +1,77 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// `curvalid evaluate` on the fixture corpus with the tiny encoder, run as a user would.
+final class EvaluateCommandTests: XCTestCase {
+  let corpus = Fixtures.url("detection/corpus.jsonl").path
+  let encoder = Fixtures.url("encoder/tiny-bert").path
+  let tiny = [
+    "featureNetwork.length=16", "featureNetwork.epochs=20", "featureNetwork.batchSize=16",
+    "featureNetwork.filters1=8", "featureNetwork.filters2=8", "featureNetwork.dense=16", "lidK=8",
+    "classifier.hidden=32,16", "classifier.epochs=100", "classifier.batchSize=16", "classifier.patience=20",
+    "classifier.dropout=0.1", "classifier.learningRate=0.01", "targetFalsePositiveRate=0.05",
+  ].flatMap { ["--set", $0] }
+
+  private var directory: URL {
+    FileManager.default.temporaryDirectory.appendingPathComponent("evaluate-\(name.hashValue)")
+  }
+
+  override func tearDownWithError() throws {
+    try? FileManager.default.removeItem(at: directory)
+  }
+
+  func testLeaveOneFamilyOutComparesPresetsAndWritesJSONAndPlots() throws {
+    let cache = directory.appendingPathComponent("cache").path
+    let plots = directory.appendingPathComponent("plots").path
+    let text = try BinaryRunner.run(
+      [
+        "evaluate", "--corpus", corpus, "--mode", "lofo", "--preset", "reference,embedding-logistic",
+        "--families", "leak,role_play", "--encoder", encoder, "--cache-dir", cache, "--plots", plots,
+      ] + tiny)
+    XCTAssertEqual(text.status, 0, text.standardError)
+    for fragment in [
+      "reference: leave-one-family-out", "embedding-logistic", "== comparison", "leak", "role_play",
+    ] {
+      XCTAssertTrue(text.output.contains(fragment), "missing '\(fragment)' in:\n\(text.output)")
+    }
+    XCTAssertFalse(text.output.contains("prompt_injection"), "only the families asked for")
+    let roc = URL(fileURLWithPath: plots).appendingPathComponent("reference/leak/roc.svg")
+    XCTAssertTrue(FileManager.default.fileExists(atPath: roc.path))
+
+    let json = try BinaryRunner.run(
+      [
+        "evaluate", "--corpus", corpus, "--mode", "lofo", "--families", "leak", "--encoder", encoder,
+        "--cache-dir", cache, "--json",
+      ] + tiny)
+    XCTAssertEqual(json.status, 0, json.standardError)
+    let object = try XCTUnwrap(JSONSerialization.jsonObject(with: json.standardOutput) as? [String: Any])
+    let lofo = try XCTUnwrap(object["leave_one_family_out"] as? [String: Any])
+    XCTAssertEqual((lofo["rows"] as? [[String: Any]])?.count, 1)
+  }
+
+  func testTestSplitOfATrainedModel() throws {
+    let bundle = directory.appendingPathComponent("model.safetensors").path
+    let cache = directory.appendingPathComponent("cache").path
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    let train = try BinaryRunner.run(
+      ["train", "--corpus", corpus, "--encoder", encoder, "--cache-dir", cache, "--output", bundle] + tiny)
+    XCTAssertEqual(train.status, 0, train.standardError)
+    let result = try BinaryRunner.run([
+      "evaluate", "--corpus", corpus, "--model", bundle, "--encoder", encoder, "--cache-dir", cache,
+    ])
+    XCTAssertEqual(result.status, 0, result.standardError)
+    XCTAssertTrue(result.output.contains("ROC-AUC") || result.output.contains("roc"), result.output)
+    XCTAssertTrue(result.output.contains("role_play"), result.output)
+  }
+
+  func testUsageErrors() throws {
+    for arguments in [
+      ["evaluate"], ["evaluate", "--corpus", corpus, "--mode", "nope"],
+      ["evaluate", "--corpus", corpus, "--length-bins", "0"], ["evaluate", "stray", "--corpus", corpus],
+    ] {
+      let result = try BinaryRunner.run(arguments)
+      XCTAssertEqual(result.status, 64, "\(arguments): \(result.standardError)")
+    }
+  }
+}
