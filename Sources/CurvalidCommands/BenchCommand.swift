@@ -41,6 +41,7 @@ enum BenchCommand {
   }
 
   static func run(_ raw: [String]) throws(CommandError) -> Int32 {
+    if raw.first == "service" { return try BenchServiceCommand.run(Array(raw.dropFirst())) }
     let arguments = try Arguments(
       raw, options: ["lengths", "runs", "batch", "encoder", "threads"], flags: ["json"])
     if arguments.flag("help") || arguments.positional.isEmpty {

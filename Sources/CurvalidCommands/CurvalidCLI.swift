@@ -27,6 +27,8 @@ public enum CurvalidCLI {
       run: EvaluateCommand.run),
     Command(name: "score", summary: "score one prompt with a model bundle", run: ScoreCommand.run),
     Command(name: "serve", summary: "serve the detector over TCP and Unix sockets", run: ServeCommand.run),
+    Command(
+      name: "model", summary: "inspect a model bundle or compare two on a corpus", run: ModelCommand.run),
     Command(name: "audit", summary: "verify, tail, export and label the audit log", run: AuditCommand.run),
   ]
 

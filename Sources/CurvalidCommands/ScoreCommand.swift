@@ -5,6 +5,7 @@ import Foundation
 enum ScoreCommand {
   static let help = """
     usage: curvalid score TEXT [OPTIONS]
+           curvalid score [--input FILE] [--output FILE] [BATCH OPTIONS]
 
     Scores one prompt with a trained model bundle and prints one JSON object:
       {"decision":"reject","score":0.98,"threshold":0.42,"model":"c0ffee12","tokens":57,
@@ -13,23 +14,51 @@ enum ScoreCommand {
     contributions and the distances to the nearest benign reference prompts.
     Exit status: 0 when scored (accept or reject), 1 for an empty prompt or a model error.
 
+    Without TEXT, scores many prompts (batch mode): JSONL (one object per line, the prompt in
+    --field; other fields are copied to the reply), CSV (header row, the prompt column named by
+    --field) or plain text (one prompt per line). Each record gets one reply in input order, with
+    "line" (its input line); a bad record (invalid JSON or UTF-8, missing field, empty prompt)
+    becomes {"line":N,"error":{"code":…,"message":…}} and the run goes on. Records are read,
+    scored and written in micro-batches, flushing after each. A summary goes to standard error
+    (and a progress bar when it is a terminal). Exit status: 0 when every record was scored, 1
+    when any failed, 130 when interrupted by Ctrl-C (the output holds the finished batches).
+
     options:
       --model BUNDLE  model bundle (default: $CURVALID_MODEL, else server/models/default.safetensors)
       --explain       add the explanation
+
+    batch options:
+      --input FILE          prompts to score (default: standard input)
+      --output FILE         where to write replies (default: standard output)
+      --format FORMAT       input format: jsonl, csv or text (default: by --input extension, else jsonl)
+      --output-format FMT   jsonl or csv (default: csv when --output ends in .csv, else jsonl); CSV
+                            columns: line, decision, score, threshold, tokens, error, input columns
+      --field NAME          prompt field or column (default: text, then prompt)
+      --batch N             micro-batch size (default 32)
+      --resume              continue into an existing --output FILE: keep its complete records,
+                            cut a partial last one, and skip that many input records
     \(EncoderOptions.help)
       -h, --help      show this help
 
     """
 
   static func run(_ raw: [String]) throws(CommandError) -> Int32 {
-    let arguments = try Arguments(raw, options: EncoderOptions.names.union(["model"]), flags: ["explain"])
+    let arguments = try Arguments(
+      raw, options: EncoderOptions.names.union(["model"]).union(BatchScoring.options),
+      flags: BatchScoring.flags.union(["explain"]))
     if arguments.flag("help") {
       print(help, terminator: "")
       return 0
     }
+    if arguments.positional.isEmpty { return try BatchScoring.run(arguments) }
     guard arguments.positional.count == 1, let text = arguments.positional.first else {
       throw .usage(
-        "score takes exactly one TEXT argument (quote the prompt), got \(arguments.positional.count)")
+        "score takes at most one TEXT argument (quote the prompt), got \(arguments.positional.count)")
+    }
+    if let option = BatchScoring.options.union(BatchScoring.flags).sorted().first(where: {
+      arguments.value($0) != nil || arguments.flag($0)
+    }) {
+      throw .usage("--\(option) is for batch mode (without TEXT)")
     }
     try EncoderOptions.applyThreads(arguments)
     let detector = try ModelLoading.loadDetector(

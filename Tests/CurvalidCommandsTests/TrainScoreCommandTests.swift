@@ -84,7 +84,7 @@ final class TrainScoreCommandTests: XCTestCase {
     for arguments in [
       ["train"], ["train", "--corpus", corpus, "--preset", "nope"],
       ["train", "--corpus", corpus, "--set", "bogus=1"],
-      ["train", "--corpus", corpus, "--seed", "x"], ["score"], ["score", "a", "b"],
+      ["train", "--corpus", corpus, "--seed", "x"], ["score", "--batch", "0"], ["score", "a", "b"],
       ["score", "--frobnicate", "x"],
     ] {
       let result = try BinaryRunner.run(arguments)

@@ -1,0 +1,301 @@
+import Detection
+import Embeddings
+import Foundation
+
+/// `curvalid model inspect|compare`: what is inside a model bundle, and how two bundles differ on
+/// a corpus's test split.
+enum ModelCommand {
+  static let help = """
+    usage: curvalid model inspect BUNDLE [--json]
+           curvalid model compare A B --corpus FILE [--corpus FILE…] [OPTIONS]
+
+    inspect   prints the bundle's format version, model id, file size, encoder name and digest,
+              training corpus digest and counts, configuration, feature names, threshold and the
+              test-split summary recorded at training time.
+    compare   scores the corpus's test split with both bundles (sharing the embedding cache), prints
+              their metrics per family side by side, and lists the prompts on which their decisions
+              differ (the first 20, text cut to 100 characters, and the total).
+
+    options:
+      --json               print JSON instead of text
+      --corpus FILE        corpus JSONL for compare (repeatable)
+      --cache-dir DIR      embedding cache for compare (default: the one `train` uses)
+      --include-harmful    compare: count `harmful` records as attacks
+    \(EncoderOptions.help)
+      -h, --help           show this help
+
+    """
+
+  static func run(_ raw: [String]) throws(CommandError) -> Int32 {
+    var remaining = raw
+    let corpora = try TrainCommand.extract("corpus", from: &remaining)
+    let arguments = try Arguments(
+      remaining, options: EncoderOptions.names.union(["cache-dir"]), flags: ["json", "include-harmful"])
+    if arguments.flag("help") {
+      print(help, terminator: "")
+      return 0
+    }
+    guard let action = arguments.positional.first else {
+      throw .usage("model needs an action: inspect or compare (see --help)")
+    }
+    let operands = Array(arguments.positional.dropFirst())
+    switch action {
+    case "inspect":
+      guard operands.count == 1 else { throw .usage("model inspect takes one BUNDLE, got \(operands.count)") }
+      guard corpora.isEmpty else { throw .usage("model inspect takes no --corpus") }
+      return try inspect(operands[0], json: arguments.flag("json"))
+    case "compare":
+      guard operands.count == 2 else {
+        throw .usage("model compare takes two bundles A B, got \(operands.count)")
+      }
+      guard !corpora.isEmpty else { throw .usage("model compare needs at least one --corpus FILE") }
+      return try compare(operands[0], operands[1], corpora: corpora, arguments: arguments)
+    default:
+      throw .usage("unknown model action '\(action)' (inspect or compare)")
+    }
+  }
+
+  // MARK: inspect
+
+  private static func inspect(_ path: String, json asJSON: Bool) throws(CommandError) -> Int32 {
+    let url = URL(fileURLWithPath: path)
+    guard FileManager.default.fileExists(atPath: path) else {
+      throw .failure("model bundle \(path) not found")
+    }
+    let bundle: ModelBundle
+    let modelID: String
+    do {
+      bundle = try ModelBundle.read(from: url, encoderSHA256: nil)
+      modelID = try ModelBundle.modelID(of: url)
+    } catch {
+      throw .failure(error.message)
+    }
+    let size = ((try? FileManager.default.attributesOfItem(atPath: path)[.size]) as? Int) ?? 0
+    let configuration = bundle.configuration.json()
+    let features = bundle.model.wireNames
+    let counts = bundle.trainingCounts.sorted { $0.key < $1.key }
+    let evaluation = bundle.evaluation.sorted { $0.key < $1.key }
+    let output = OutputWriter()
+    if asJSON {
+      let fields = [
+        "\"path\":\(JSONText.string(path))",
+        "\"model_id\":\(JSONText.string(modelID))",
+        "\"format_version\":\(JSONText.string(ModelBundle.formatVersion))",
+        "\"file_size\":\(size)",
+        "\"encoder\":{\"name\":\(JSONText.string(bundle.encoderName)),"
+          + "\"sha256\":\(JSONText.string(bundle.encoderSHA256))}",
+        "\"corpus\":{\"sha256\":\(JSONText.string(bundle.corpusDigest)),\"counts\":{"
+          + counts.map { "\(JSONText.string($0.key)):\($0.value)" }.joined(separator: ",") + "}}",
+        "\"configuration\":\(configuration)",
+        "\"features\":[" + features.map(JSONText.string).joined(separator: ",") + "]",
+        "\"threshold\":\(JSONText.number(bundle.threshold))",
+        "\"evaluation\":{"
+          + evaluation.map { "\(JSONText.string($0.key)):\(JSONText.number($0.value))" }.joined(
+            separator: ",")
+          + "}",
+        "\"tool\":\(JSONText.string(bundle.tool))",
+      ]
+      try output.write("{" + fields.joined(separator: ",") + "}\n")
+    } else {
+      var text = """
+        model \(modelID)  (\(path), \(size) bytes, format version \(ModelBundle.formatVersion))
+        written by: \(bundle.tool)
+        encoder: \(bundle.encoderName)  sha256 \(bundle.encoderSHA256)
+        training corpus: sha256 \(bundle.corpusDigest)
+        threshold: \(bundle.threshold)
+        features: \(features.joined(separator: ", "))
+
+        """
+      text += "training counts:\n"
+      let width = counts.map(\.key.count).max() ?? 0
+      for (key, value) in counts {
+        text += "  " + key.padding(toLength: width + 2, withPad: " ", startingAt: 0) + "\(value)\n"
+      }
+      text += "evaluation (test split at training time):\n"
+      for (key, value) in evaluation {
+        text +=
+          "  \(key): \(value == value.rounded() && abs(value) >= 1 ? "\(Int(value))" : String(format: "%.4f", value))\n"
+      }
+      text += "configuration: \(configuration)\n"
+      try output.write(text)
+    }
+    try output.flush()
+    return 0
+  }
+
+  // MARK: compare
+
+  /// One prompt on which the two models decide differently.
+  private struct Disagreement {
+    let text: String
+    let family: String
+    let isAttack: Bool
+    let scores: (Float, Float)
+    let rejects: (Bool, Bool)
+  }
+
+  private static func compare(
+    _ first: String, _ second: String, corpora: [String], arguments: Arguments
+  ) throws(CommandError) -> Int32 {
+    try EncoderOptions.applyThreads(arguments)
+    let encoderPath = arguments.value("encoder")
+    let store =
+      encoderPath.map { EncoderStore(directory: URL(fileURLWithPath: $0, isDirectory: true)) }
+      ?? EncoderStore()
+    let encoder: TextEncoder
+    let digest: String
+    do {
+      digest = try store.verify(expectedSHA256: encoderPath == nil ? EncoderStore.weightsSHA256 : nil)
+      encoder = try TextEncoder(directory: store.directory)
+    } catch {
+      throw .failure(error.message)
+    }
+    let cache = EmbeddingCache(
+      directory: arguments.value("cache-dir").map { URL(fileURLWithPath: $0, isDirectory: true) }
+        ?? EmbeddingCache.defaultDirectory(encoderDigest: digest))
+    let includeHarmful = arguments.flag("include-harmful")
+    let progress = ProgressReporter.standardError()
+    var reports: [EvaluationReport] = []
+    var runs: [EvaluationRunner.Run] = []
+    let corpus: Corpus
+    do throws(DetectionError) {
+      corpus = try Corpus(contentsOf: corpora.map { URL(fileURLWithPath: $0) })
+      for path in [first, second] {
+        guard FileManager.default.fileExists(atPath: path) else {
+          throw DetectionError(.io, "model bundle \(path) not found")
+        }
+        let url = URL(fileURLWithPath: path)
+        let bundle = try ModelBundle.read(from: url, encoderSHA256: digest)
+        let modelID = try ModelBundle.modelID(of: url)
+        let provider = EmbeddingProvider(
+          encoder: encoder, cache: cache, maxWindows: bundle.configuration.maxWindows)
+        let run = try EvaluationRunner.testSplit(
+          bundle: bundle, modelID: modelID, corpus: corpus, embeddings: provider,
+          includeHarmful: includeHarmful, progress: progress)
+        runs.append(run)
+        do {
+          reports.append(
+            try EvaluationReport(
+              modelID: modelID, threshold: run.threshold, examples: run.examples,
+              targetFalsePositiveRate: bundle.configuration.targetFalsePositiveRate))
+        } catch {
+          throw DetectionError(.internalError, "report for \(path): \(error)")
+        }
+      }
+    } catch {
+      throw .failure(error.message)
+    }
+    let labels: Set<CorpusRecord.Label> =
+      includeHarmful ? [.benign, .adversarial, .harmful] : [.benign, .adversarial]
+    let indices = corpus.select(splits: [.test], labels: labels)
+    var disagreements: [Disagreement] = []
+    var total = 0
+    for (slot, index) in indices.enumerated()
+    where slot < runs[0].examples.count && slot < runs[1].examples.count {
+      let a = runs[0].examples[slot]
+      let b = runs[1].examples[slot]
+      let rejects = (a.score >= runs[0].threshold, b.score >= runs[1].threshold)
+      guard rejects.0 != rejects.1 else { continue }
+      total += 1
+      if disagreements.count < 20 {
+        disagreements.append(
+          Disagreement(
+            text: truncated(corpus.records[index].text), family: a.family, isAttack: a.isAttack,
+            scores: (a.score, b.score), rejects: rejects))
+      }
+    }
+    let output = OutputWriter()
+    if arguments.flag("json") {
+      try output.write(try json(reports, disagreements: disagreements, total: total) + "\n")
+    } else {
+      try output.write(sideBySide(reports[0], reports[1]))
+      try output.write(
+        "\ndisagreements: \(total) of \(indices.count) test prompts"
+          + (total > disagreements.count ? " (first \(disagreements.count) shown)" : "") + "\n")
+      for entry in disagreements {
+        let verdicts = [entry.rejects.0, entry.rejects.1].map { $0 ? "reject" : "accept" }
+        try output.write(
+          "  A \(verdicts[0]) \(String(format: "%.3f", entry.scores.0))  B \(verdicts[1]) "
+            + "\(String(format: "%.3f", entry.scores.1))  [\(entry.isAttack ? "attack" : "benign")/"
+            + "\(entry.family)] \(JSONText.string(entry.text))\n")
+      }
+    }
+    try output.flush()
+    return 0
+  }
+
+  /// The first 100 characters of `text`, with `…` when cut.
+  private static func truncated(_ text: String) -> String {
+    text.count > 100 ? String(text.prefix(100)) + "…" : text
+  }
+
+  /// Both reports as one table: overall, then each attack family (TPR) and benign family (FPR).
+  private static func sideBySide(_ a: EvaluationReport, _ b: EvaluationReport) -> String {
+    func percent(_ value: Double?) -> String {
+      guard let value, value.isFinite else { return "-" }
+      return String(format: "%.1f%%", value * 100)
+    }
+    func decimal(_ value: Double?) -> String {
+      guard let value, value.isFinite else { return "-" }
+      return String(format: "%.3f", value)
+    }
+    var rows: [[String]] = [
+      ["group", "metric", "A \(a.modelID)", "B \(b.modelID)"],
+      ["threshold", "", String(format: "%.4f", a.threshold), String(format: "%.4f", b.threshold)],
+      ["overall", "accuracy", percent(a.overall.accuracy), percent(b.overall.accuracy)],
+      ["overall", "TPR", percent(a.overall.recall), percent(b.overall.recall)],
+      ["overall", "FPR", percent(a.overall.falsePositiveRate), percent(b.overall.falsePositiveRate)],
+      ["overall", "F1", percent(a.overall.f1), percent(b.overall.f1)],
+      ["overall", "ROC-AUC", decimal(a.overall.rocAUC), decimal(b.overall.rocAUC)],
+      ["overall", "macro TPR", percent(a.macroTPR), percent(b.macroTPR)],
+    ]
+    for (kind, left, right, isAttack) in [
+      ("attack", a.attackFamilies, b.attackFamilies, true),
+      ("benign", a.benignFamilies, b.benignFamilies, false),
+    ] {
+      let names = Set(left.map(\.name)).union(right.map(\.name)).sorted()
+      for name in names {
+        let l = left.first { $0.name == name }
+        let r = right.first { $0.name == name }
+        let count = l?.count ?? r?.count ?? 0
+        let group = "\(kind)/\(name) (\(count))"
+        if isAttack {
+          rows.append([group, "TPR", percent(l?.truePositiveRate), percent(r?.truePositiveRate)])
+          rows.append([group, "ROC-AUC", decimal(l?.rocAUC), decimal(r?.rocAUC)])
+        } else {
+          rows.append([group, "FPR", percent(l?.falsePositiveRate), percent(r?.falsePositiveRate)])
+        }
+      }
+    }
+    let widths = (0..<4).map { column in rows.map { $0[column].count }.max() ?? 0 }
+    return rows.map { row in
+      row.enumerated().map { column, cell in
+        column < 2
+          ? cell.padding(toLength: widths[column], withPad: " ", startingAt: 0)
+          : String(repeating: " ", count: widths[column] - cell.count) + cell
+      }.joined(separator: "  ")
+    }.joined(separator: "\n") + "\n"
+  }
+
+  private static func json(_ reports: [EvaluationReport], disagreements: [Disagreement], total: Int)
+    throws(CommandError) -> String
+  {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    var encoded: [String] = []
+    for report in reports {
+      guard let data = try? encoder.encode(report) else { throw .failure("cannot encode the report") }
+      encoded.append(String(decoding: data, as: UTF8.self))
+    }
+    let entries = disagreements.map { entry in
+      "{\"text\":\(JSONText.string(entry.text)),\"family\":\(JSONText.string(entry.family)),"
+        + "\"label\":\(JSONText.string(entry.isAttack ? "attack" : "benign")),"
+        + "\"a\":{\"score\":\(JSONText.number(entry.scores.0)),"
+        + "\"decision\":\(JSONText.string(entry.rejects.0 ? "reject" : "accept"))},"
+        + "\"b\":{\"score\":\(JSONText.number(entry.scores.1)),"
+        + "\"decision\":\(JSONText.string(entry.rejects.1 ? "reject" : "accept"))}}"
+    }
+    return "{\"a\":\(encoded[0]),\"b\":\(encoded[1]),\"disagreements\":{\"total\":\(total),"
+      + "\"examples\":[\(entries.joined(separator: ","))]}}"
+  }
+}

@@ -1,0 +1,116 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// `curvalid model inspect` and `curvalid model compare`, with two different tiny bundles.
+final class ModelCommandTests: XCTestCase {
+  static let encoder = Fixtures.url("encoder/tiny-bert").path
+  static let corpus = Fixtures.url("detection/corpus.jsonl").path
+  nonisolated(unsafe) static var directory: URL?
+
+  override class func setUp() {
+    super.setUp()
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "curvalid-model-\(UUID().uuidString)")
+    try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    self.directory = directory
+    let tiny = [
+      "featureNetwork.length=16", "featureNetwork.epochs=40", "featureNetwork.batchSize=16",
+      "featureNetwork.filters1=8", "featureNetwork.filters2=8", "featureNetwork.dense=16", "lidK=8",
+      "classifier.hidden=32,16", "classifier.epochs=200", "classifier.batchSize=16", "classifier.patience=40",
+      "classifier.dropout=0.1", "classifier.learningRate=0.01", "targetFalsePositiveRate=0.05",
+    ].flatMap { ["--set", $0] }
+    let common = [
+      "train", "--corpus", corpus, "--encoder", encoder, "--cache-dir", directory.path + "/cache",
+    ]
+    _ = try? BinaryRunner.run(
+      common + ["--output", directory.path + "/a.safetensors", "--seed", "42"] + tiny)
+    _ = try? BinaryRunner.run(
+      common + [
+        "--output", directory.path + "/b.safetensors", "--seed", "7", "--preset", "embedding-logistic",
+      ])
+  }
+
+  override class func tearDown() {
+    if let directory { try? FileManager.default.removeItem(at: directory) }
+    super.tearDown()
+  }
+
+  private func bundle(_ name: String) throws -> String {
+    let path = try XCTUnwrap(Self.directory).appendingPathComponent("\(name).safetensors").path
+    try XCTSkipUnless(FileManager.default.fileExists(atPath: path), "training \(name) failed")
+    return path
+  }
+
+  func testInspectShowsThresholdAndDigest() throws {
+    let path = try bundle("a")
+    let text = try BinaryRunner.run(["model", "inspect", path])
+    XCTAssertEqual(text.status, 0, text.standardError)
+    let json = try BinaryRunner.run(["model", "inspect", path, "--json"])
+    XCTAssertEqual(json.status, 0, json.standardError)
+    let object = try XCTUnwrap(JSONSerialization.jsonObject(with: json.standardOutput) as? [String: Any])
+    let threshold = try XCTUnwrap(object["threshold"] as? Double)
+    let encoder = try XCTUnwrap(object["encoder"] as? [String: Any])
+    let digest = try XCTUnwrap(encoder["sha256"] as? String)
+    XCTAssertEqual(digest.count, 64)
+    XCTAssertEqual(object["format_version"] as? String, "1")
+    XCTAssertEqual((object["model_id"] as? String)?.count, 8)
+    XCTAssertEqual(object["features"] as? [String], ["prompt_lid", "curvature_conv1", "curvature_conv2"])
+    XCTAssertNotNil((object["configuration"] as? [String: Any])?["lidK"])
+    XCTAssertNotNil((object["evaluation"] as? [String: Any])?["roc_auc"])
+    let corpus = try XCTUnwrap(object["corpus"] as? [String: Any])
+    XCTAssertEqual((corpus["sha256"] as? String)?.count, 64)
+    XCTAssertFalse((corpus["counts"] as? [String: Int] ?? [:]).isEmpty)
+    XCTAssertTrue(text.output.contains("threshold: \(Float(threshold))"), text.output)
+    XCTAssertTrue(text.output.contains(digest), text.output)
+    XCTAssertTrue(text.output.contains("features: prompt_lid, curvature_conv1, curvature_conv2"), text.output)
+  }
+
+  func testCompareListsDisagreements() throws {
+    let a = try bundle("a")
+    let b = try bundle("b")
+    let cache = try XCTUnwrap(Self.directory).path + "/cache"
+    let arguments = [
+      "model", "compare", a, b, "--corpus", Self.corpus, "--encoder", Self.encoder, "--cache-dir", cache,
+    ]
+    let text = try BinaryRunner.run(arguments)
+    XCTAssertEqual(text.status, 0, text.standardError)
+    XCTAssertTrue(text.output.contains("attack/prompt_injection"), text.output)
+    XCTAssertTrue(text.output.contains("ROC-AUC"), text.output)
+    let json = try BinaryRunner.run(arguments + ["--json"])
+    XCTAssertEqual(json.status, 0, json.standardError)
+    let object = try XCTUnwrap(JSONSerialization.jsonObject(with: json.standardOutput) as? [String: Any])
+    let disagreements = try XCTUnwrap(object["disagreements"] as? [String: Any])
+    let total = try XCTUnwrap(disagreements["total"] as? Int)
+    let examples = try XCTUnwrap(disagreements["examples"] as? [[String: Any]])
+    XCTAssertGreaterThan(total, 0, "two different bundles should disagree somewhere on the fixture")
+    XCTAssertEqual(examples.count, min(total, 20))
+    XCTAssertTrue(text.output.contains("disagreements: \(total) of "), text.output)
+    for example in examples {
+      let decisions = ["a", "b"].map { ((example[$0] as? [String: Any])?["decision"] as? String) ?? "" }
+      XCTAssertNotEqual(decisions[0], decisions[1])
+      let prompt = try XCTUnwrap(example["text"] as? String)
+      XCTAssertTrue(text.output.contains(prompt.prefix(30)), prompt)
+      XCTAssertLessThanOrEqual(prompt.count, 101)
+    }
+    XCTAssertNotNil((object["a"] as? [String: Any])?["attack_families"])
+    XCTAssertNotEqual(
+      (object["a"] as? [String: Any])?["model_id"] as? String,
+      (object["b"] as? [String: Any])?["model_id"] as? String)
+  }
+
+  func testUsageErrors() throws {
+    for arguments in [
+      ["model"], ["model", "frobnicate"], ["model", "inspect"], ["model", "compare", "a", "b"],
+      ["model", "compare", "a", "--corpus", "c"],
+    ] {
+      let result = try BinaryRunner.run(arguments)
+      XCTAssertEqual(result.status, 64, "\(arguments): \(result.standardError)")
+    }
+    let missing = try BinaryRunner.run(["model", "inspect", "/nonexistent.safetensors"])
+    XCTAssertEqual(missing.status, 1)
+    XCTAssertTrue(missing.standardError.contains("not found"), missing.standardError)
+    let help = try BinaryRunner.run(["model", "--help"])
+    XCTAssertTrue(help.output.hasPrefix("usage: curvalid model"), help.output)
+  }
+}
