@@ -20,6 +20,9 @@ enum TrainCommand {
       --seed N           random seed (default: the preset's, 42)
       --cache-dir DIR    embedding cache (default: <cache root>/embeddings/<encoder digest>/)
       --embed-only       fill the embedding cache and stop
+      --audit DB         add the prompts labelled in this audit database (`curvalid audit label`)
+                         to the training split, as family audit_labelled (counted in the bundle)
+      --audit-weight N   how many times each labelled prompt counts (default 5)
     \(EncoderOptions.help)
       -h, --help         show this help
 
@@ -58,7 +61,8 @@ enum TrainCommand {
     let corpora = try extract("corpus", from: &remaining)
     let overrides = try extract("set", from: &remaining)
     let arguments = try Arguments(
-      remaining, options: EncoderOptions.names.union(["preset", "output", "seed", "cache-dir"]),
+      remaining,
+      options: EncoderOptions.names.union(["preset", "output", "seed", "cache-dir", "audit", "audit-weight"]),
       flags: ["embed-only"])
     if arguments.flag("help") {
       print(help, terminator: "")
@@ -103,9 +107,20 @@ enum TrainCommand {
     let provider = EmbeddingProvider(
       encoder: encoder, cache: EmbeddingCache(directory: cacheDirectory), maxWindows: configuration.maxWindows
     )
+    let weight = try arguments.integer("audit-weight", default: 5, in: 1...1000)
+    let audit = try arguments.value("audit").map { path throws(CommandError) in
+      try AuditTrainingData.records(fromAudit: path, weight: weight)
+    }
     let progress = ProgressReporter.standardError()
     do throws(DetectionError) {
-      let corpus = try Corpus(contentsOf: corpora.map { URL(fileURLWithPath: $0) })
+      var corpus = try Corpus(contentsOf: corpora.map { URL(fileURLWithPath: $0) })
+      if let auditPath = arguments.value("audit"), let audit {
+        corpus = AuditTrainingData.merge(
+          corpus, with: audit.records, auditDigest: audit.digest, path: auditPath)
+        progress.note(
+          "audit: \(audit.labelled) labelled prompts from \(auditPath) added to the training split "
+            + "(family \(AuditTrainingData.family), each \(weight)×)")
+      }
       progress.note(
         "corpus: \(corpus.records.count) records, sha256 \(corpus.digest.prefix(16))…; \(threads) threads")
       if arguments.flag("embed-only") {
