@@ -37,7 +37,7 @@ struct AuditLogRecorder: DecisionRecorder {
       promptText: log.configuration.storePromptText ? entry.promptText : nil,
       tokens: entry.tokens, score: entry.score.map(Double.init), threshold: entry.threshold.map(Double.init),
       decision: entry.decision, featuresJSON: entry.featuresJSON, modelID: entry.modelID,
-      latencyMilliseconds: entry.latencyMilliseconds, error: entry.error)
+      latencyMilliseconds: entry.latencyMilliseconds, error: entry.error, shadowOf: entry.shadowOf)
     let id = try await log.append(record)
     return id == AuditLog.pendingID ? nil : id
   }

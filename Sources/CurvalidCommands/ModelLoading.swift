@@ -49,4 +49,23 @@ enum ModelLoading {
       throw .failure(error.message)
     }
   }
+
+  /// Loads a second bundle (a shadow candidate) on the encoder `primary` already holds, refusing
+  /// a bundle made for other encoder weights.
+  ///
+  /// - Throws: `CommandError.failure` with a one-line message.
+  static func loadDetector(bundlePath: String, sharingEncoderOf primary: Detector) throws(CommandError)
+    -> Detector
+  {
+    guard FileManager.default.fileExists(atPath: bundlePath) else {
+      throw .failure("shadow model bundle \(bundlePath) not found")
+    }
+    do {
+      return try Detector(
+        contentsOf: URL(fileURLWithPath: bundlePath), encoder: primary.encoder,
+        encoderSHA256: primary.bundle.encoderSHA256)
+    } catch {
+      throw .failure("shadow model: \(error.message)")
+    }
+  }
 }

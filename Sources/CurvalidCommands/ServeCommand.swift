@@ -18,6 +18,9 @@ enum ServeCommand {
       --unix PATH              Unix socket, created mode 0600 (a stale socket file is replaced)
     model:
       --model BUNDLE           model bundle (default: the default model)
+      --shadow BUNDLE          shadow mode: a candidate that scores every request after its reply
+                               (never delaying it); both decisions are audited, `stats` reports the
+                               agreement rate. Promote it by copying it over --model and `reload`.
       --encoder DIR            encoder directory (default: $CURVALID_ENCODER_DIR or the cache)
       --threads N              BLAS threads per scoring worker (default 2)
       --workers N              scoring workers (default 1; keep workers × threads ≤ cores)
@@ -79,6 +82,9 @@ enum ServeCommand {
     let model = settings.model
     let encoder = settings.encoder
     let scorer = try ModelLoading.loadDetector(bundlePath: model, encoderDirectory: encoder)
+    let shadow = try arguments.value("shadow").map { path throws(CommandError) in
+      try ModelLoading.loadDetector(bundlePath: path, sharingEncoderOf: scorer)
+    }
     var recorder: (any DecisionRecorder)?
     if let audit = settings.audit {
       recorder = try AuditRecorderFactory.open(
@@ -91,7 +97,8 @@ enum ServeCommand {
     do {
       server = try Server(
         configuration: settings.server, scorer: scorer, recorder: recorder,
-        loader: { try ModelLoading.loadDetector(bundlePath: model, encoderDirectory: encoder) })
+        loader: { try ModelLoading.loadDetector(bundlePath: model, encoderDirectory: encoder) },
+        shadow: shadow)
       try server.start()
     } catch {
       throw .failure(error.message)
@@ -100,7 +107,9 @@ enum ServeCommand {
     defer { signals.cancel() }
     let tcp = zip(settings.server.tcpAddresses, server.tcpPorts).map { "\($0.0.host):\($0.1)" }
     let places = tcp + (settings.server.unixSocketPath.map { ["unix:" + $0] } ?? [])
-    printError("curvalid: serving model \(server.modelID) on \(places.joined(separator: ", "))")
+    printError(
+      "curvalid: serving model \(server.modelID) on \(places.joined(separator: ", "))"
+        + (shadow.map { " (shadow model \($0.modelID))" } ?? ""))
     do {
       try server.waitUntilStopped()
     } catch {

@@ -103,7 +103,7 @@ struct ServeConfiguration: Equatable {
     "listen", "unix", "model", "audit", "config", "admin-token-file", "encoder", "threads", "workers",
     "audit-mode", "audit-failure", "overload", "max-connections", "max-line-bytes", "max-prompt-chars",
     "max-pipelined", "queue-capacity", "max-batch", "batch-wait-ms", "idle-timeout", "slow-sender-timeout",
-    "drain-timeout",
+    "drain-timeout", "shadow",
   ]
   /// Flag names accepted by `curvalid serve`.
   static let flagNames: Set<String> = ["store-prompts", "check-config"]

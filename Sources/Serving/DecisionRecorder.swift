@@ -31,13 +31,15 @@ public struct AuditEntry: Sendable, Equatable {
   public var latencyMilliseconds: Double?
   /// The error code (`overloaded`, `prompt_too_long`, …) when there is no model decision.
   public var error: String?
+  /// For a shadow model's decision: the audit id of the served decision it shadows.
+  public var shadowOf: Int64?
 
   /// Creates an entry.
   public init(
     timeMilliseconds: Int64, requestID: String?, client: String?, peer: String, promptSHA256: String,
     promptText: String? = nil, tokens: Int? = nil, score: Float? = nil, threshold: Float? = nil,
     decision: String? = nil, featuresJSON: String? = nil, modelID: String? = nil,
-    latencyMilliseconds: Double? = nil, error: String? = nil
+    latencyMilliseconds: Double? = nil, error: String? = nil, shadowOf: Int64? = nil
   ) {
     self.timeMilliseconds = timeMilliseconds
     self.requestID = requestID
@@ -53,6 +55,7 @@ public struct AuditEntry: Sendable, Equatable {
     self.modelID = modelID
     self.latencyMilliseconds = latencyMilliseconds
     self.error = error
+    self.shadowOf = shadowOf
   }
 }
 

@@ -11,6 +11,13 @@ final class Router: RequestRouting {
   let recorder: (any DecisionRecorder)?
   let loader: (@Sendable () throws -> any PromptScoring)?
   let statistics: ServerStatistics
+  /// The candidate model scored after each reply (shadow mode), never before it.
+  let shadow: (any PromptScoring)?
+  private let shadowQueue = DispatchQueue(label: "curvalid.shadow", qos: .utility)
+  private let shadowPending = Locked(0)
+  /// Requests waiting for the shadow model beyond this are skipped (and counted), so a slow
+  /// candidate can never build up memory or compete for long.
+  static let shadowBacklog = 1_024
   /// Set by `Server.start()` before the first request can arrive.
   let mailbox = Locked<LoopMailbox?>(nil)
   private let adminToken: AdminToken?
@@ -20,8 +27,9 @@ final class Router: RequestRouting {
   init(
     configuration: ServerConfiguration, models: ModelHolder, scheduler: ScoringScheduler,
     recorder: (any DecisionRecorder)?, loader: (@Sendable () throws -> any PromptScoring)?,
-    statistics: ServerStatistics
+    statistics: ServerStatistics, shadow: (any PromptScoring)? = nil
   ) {
+    self.shadow = shadow
     self.configuration = configuration
     self.models = models
     self.scheduler = scheduler
@@ -67,10 +75,11 @@ final class Router: RequestRouting {
           ("model", JSONWriter.string(models.current.modelID)),
         ])
     case .stats(let prometheus):
-      let report = StatisticsReport(
+      var report = StatisticsReport(
         snapshot: statistics.snapshot(), uptime: statistics.uptime, queueDepth: scheduler.depth,
         queueCapacity: configuration.queueCapacity, modelID: models.current.modelID,
         version: configuration.serviceVersion)
+      report.shadowModelID = shadow?.modelID
       if prometheus {
         return members(
           id: line.idJSON,
@@ -228,6 +237,56 @@ final class Router: RequestRouting {
     rest.append(("audit_id", auditID.map { "\($0)" } ?? "null"))
     if !audited { rest.append(("audited", "false")) }
     post(connection: context.connection, sequence: context.sequence, bytes: members(id: context.idJSON, rest))
+    runShadow(context, served: decision, auditID: auditID)
+  }
+
+  /// Shadow mode: after the reply is posted, the candidate scores the same prompt on a
+  /// low-priority queue; agreement is counted and its decision recorded with `shadowOf` pointing
+  /// at the served decision's audit row.
+  private func runShadow(_ context: ScoreContext, served: Decision, auditID: Int64?) {
+    guard let shadow else { return }
+    let admitted = shadowPending.withLock { pending in
+      guard pending < Self.shadowBacklog else { return false }
+      pending += 1
+      return true
+    }
+    guard admitted else {
+      statistics.recordShadowSkipped()
+      return
+    }
+    audits.enter()
+    shadowQueue.async { [self] in
+      let started = monotonicSeconds()
+      let result = shadow.score([context.prompt], explain: false).first
+      shadowPending.withLock { $0 -= 1 }
+      guard case .success(let decision) = result else {
+        statistics.recordShadow(agreed: nil)
+        audits.leave()
+        return
+      }
+      statistics.recordShadow(agreed: decision.verdict == served.verdict)
+      guard let recorder else {
+        audits.leave()
+        return
+      }
+      var row = entry(context)
+      row.tokens = decision.tokens
+      row.score = decision.score
+      row.threshold = decision.threshold
+      row.decision = decision.verdict.rawValue
+      row.featuresJSON = WireProtocol.featuresJSON(decision.features)
+      row.modelID = shadow.modelID
+      row.latencyMilliseconds = (monotonicSeconds() - started) * 1_000
+      row.shadowOf = auditID
+      Task { [row, audits, statistics] in
+        do {
+          _ = try await recorder.record(row)
+        } catch {
+          statistics.recordAuditFailure()
+        }
+        audits.leave()
+      }
+    }
   }
 
   /// Loads, validates and swaps in a new model on the reload queue.

@@ -39,10 +39,11 @@ public final class Server: Sendable {
   ///   - scorer: The model to serve first.
   ///   - recorder: Where decisions are recorded; `nil`: not audited (`audit_id` is `null`).
   ///   - loader: Loads a fresh model for `reload` (a bad bundle throws); `nil`: reload refused.
+  ///   - shadow: A candidate model that scores every request after its reply (shadow mode).
   /// - Throws: `ServingError.invalidConfiguration`.
   public init(
     configuration: ServerConfiguration, scorer: any PromptScoring, recorder: (any DecisionRecorder)?,
-    loader: (@Sendable () throws -> any PromptScoring)? = nil
+    loader: (@Sendable () throws -> any PromptScoring)? = nil, shadow: (any PromptScoring)? = nil
   ) throws(ServingError) {
     try configuration.validate()
     self.configuration = configuration
@@ -53,7 +54,7 @@ public final class Server: Sendable {
       models: models)
     router = Router(
       configuration: configuration, models: models, scheduler: scheduler, recorder: recorder, loader: loader,
-      statistics: statistics)
+      statistics: statistics, shadow: shadow)
     stopped.enter()
   }
 

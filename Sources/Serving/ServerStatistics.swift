@@ -15,6 +15,10 @@ final class ServerStatistics: Sendable {
     var connectionsOpen = 0
     var reloads = 0
     var reloadFailures = 0
+    var shadowCompared = 0
+    var shadowAgreed = 0
+    var shadowSkipped = 0
+    var shadowFailed = 0
     /// The most recent latencies (milliseconds), oldest first.
     var window: [Double] = []
   }
@@ -59,6 +63,21 @@ final class ServerStatistics: Sendable {
   }
 
   /// Counts a failed `record` call.
+  /// Counts one shadow comparison: `agreed` nil means the shadow model failed on the prompt.
+  func recordShadow(agreed: Bool?) {
+    state.withLock { state in
+      guard let agreed else {
+        state.snapshot.shadowFailed += 1
+        return
+      }
+      state.snapshot.shadowCompared += 1
+      if agreed { state.snapshot.shadowAgreed += 1 }
+    }
+  }
+
+  /// Counts a request the shadow model skipped because its queue was full.
+  func recordShadowSkipped() { state.withLock { $0.snapshot.shadowSkipped += 1 } }
+
   func recordAuditFailure() { state.withLock { $0.snapshot.auditFailures += 1 } }
 
   /// Counts a reload attempt.
@@ -101,6 +120,13 @@ struct StatisticsReport {
   let queueCapacity: Int
   let modelID: String
   let version: String
+  /// The shadow model, when one is configured.
+  var shadowModelID: String? = nil
+
+  /// Fraction of shadow comparisons where both models decided the same (`nil` before the first).
+  var agreementRate: Double? {
+    snapshot.shadowCompared == 0 ? nil : Double(snapshot.shadowAgreed) / Double(snapshot.shadowCompared)
+  }
 
   /// The `q`-quantile (nearest rank) of the latency window, or `nil` when empty.
   func percentile(_ q: Double, of sorted: [Double]) -> Double? {
@@ -135,6 +161,17 @@ struct StatisticsReport {
       ("decisions_per_s", JSONWriter.number(uptime > 0 ? Double(decided) / uptime : 0)),
       ("errors", errors),
       ("audit_failures", "\(snapshot.auditFailures)"),
+      (
+        "shadow",
+        shadowModelID.map { shadow in
+          JSONWriter.object([
+            ("model", JSONWriter.string(shadow)), ("compared", "\(snapshot.shadowCompared)"),
+            ("agreed", "\(snapshot.shadowAgreed)"),
+            ("agreement_rate", agreementRate.map(JSONWriter.number) ?? "null"),
+            ("skipped", "\(snapshot.shadowSkipped)"), ("failed", "\(snapshot.shadowFailed)"),
+          ])
+        } ?? "null"
+      ),
       (
         "latency_ms",
         JSONWriter.object([
@@ -218,6 +255,20 @@ struct StatisticsReport {
     metric(
       "reloads_total", "counter", "Model reloads by result.",
       [("result=\"ok\"", "\(snapshot.reloads)"), ("result=\"failed\"", "\(snapshot.reloadFailures)")])
+    if let shadowModelID {
+      metric(
+        "shadow_comparisons_total", "counter", "Shadow-model decisions by agreement with the served model.",
+        [
+          ("model=\"\(Self.label(shadowModelID))\",agreed=\"true\"", "\(snapshot.shadowAgreed)"),
+          (
+            "model=\"\(Self.label(shadowModelID))\",agreed=\"false\"",
+            "\(snapshot.shadowCompared - snapshot.shadowAgreed)"
+          ),
+        ])
+      metric(
+        "shadow_skipped_total", "counter", "Requests the shadow model skipped (its queue was full).",
+        [("", "\(snapshot.shadowSkipped)")])
+    }
     return lines.joined(separator: "\n") + "\n"
   }
 }
