@@ -6,6 +6,7 @@ import LinearAlgebra
 enum BenchCommand {
   static let help = """
     usage: curvalid bench encoder [OPTIONS]
+           curvalid bench service [OPTIONS]   (load generator for a running server: see bench service --help)
 
     Measures the encoder on synthetic prompts of fixed token counts: batch-1 latency (median, min,
     max over --runs runs after warm-up) and batched throughput, with the achieved GFLOP/s counting
