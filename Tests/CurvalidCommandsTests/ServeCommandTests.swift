@@ -4,7 +4,8 @@ import XCTest
 
 /// `curvalid serve` options, run as a user would: help, configuration layering, usage errors.
 final class ServeCommandTests: XCTestCase {
-  private var directory = URL(fileURLWithPath: NSTemporaryDirectory())
+  private var directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent(
+    "cv-unset-\(UUID().uuidString)")
 
   override func setUpWithError() throws {
     directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent(
@@ -13,7 +14,7 @@ final class ServeCommandTests: XCTestCase {
   }
 
   override func tearDownWithError() throws {
-    try FileManager.default.removeItem(at: directory)
+    try? FileManager.default.removeItem(at: directory)
   }
 
   private func write(_ name: String, _ text: String) throws -> String {

@@ -16,11 +16,13 @@ import XCTest
 final class ServeIntegrationTests: XCTestCase {
   fileprivate static let encoder = Fixtures.url("encoder/tiny-bert").path
   private nonisolated(unsafe) static var workspace = URL(fileURLWithPath: NSTemporaryDirectory())
+    .appendingPathComponent("cv-serve-int-unset-\(UUID().uuidString)")
   fileprivate nonisolated(unsafe) static var bundle = ""
   fileprivate nonisolated(unsafe) static var candidate = ""
   private nonisolated(unsafe) static var trainingFailure: String?
 
-  private var directory = URL(fileURLWithPath: NSTemporaryDirectory())
+  private var directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent(
+    "cv-unset-\(UUID().uuidString)")
 
   override class func setUp() {
     super.setUp()
