@@ -57,23 +57,11 @@ enum EvaluateCommand {
     let bins = try arguments.integer("length-bins", default: 6, in: 1...50)
     try EncoderOptions.applyThreads(arguments)
 
-    let encoderPath = arguments.value("encoder")
-    let store =
-      encoderPath.map { EncoderStore(directory: URL(fileURLWithPath: $0, isDirectory: true)) }
-      ?? EncoderStore()
-    let encoder: TextEncoder
-    let digest: String
-    do {
-      digest = try store.verify(expectedSHA256: encoderPath == nil ? EncoderStore.weightsSHA256 : nil)
-      encoder = try TextEncoder(directory: store.directory)
-    } catch {
-      throw .failure(error.message)
-    }
-    let identity = EncoderIdentity(
-      name: encoderPath == nil ? EncoderStore.encoderName : store.directory.lastPathComponent, sha256: digest)
-    let cacheDirectory =
-      arguments.value("cache-dir").map { URL(fileURLWithPath: $0, isDirectory: true) }
-      ?? EmbeddingCache.defaultDirectory(encoderDigest: digest)
+    let environment = try TrainingEnvironment(arguments)
+    let encoder = environment.encoder
+    let digest = environment.identity.sha256
+    let identity = environment.identity
+    let cacheDirectory = environment.cacheDirectory
     let progress = ProgressReporter.standardError()
     let output = OutputWriter()
     do {

@@ -138,21 +138,10 @@ enum ModelCommand {
     _ first: String, _ second: String, corpora: [String], arguments: Arguments
   ) throws(CommandError) -> Int32 {
     try EncoderOptions.applyThreads(arguments)
-    let encoderPath = arguments.value("encoder")
-    let store =
-      encoderPath.map { EncoderStore(directory: URL(fileURLWithPath: $0, isDirectory: true)) }
-      ?? EncoderStore()
-    let encoder: TextEncoder
-    let digest: String
-    do {
-      digest = try store.verify(expectedSHA256: encoderPath == nil ? EncoderStore.weightsSHA256 : nil)
-      encoder = try TextEncoder(directory: store.directory)
-    } catch {
-      throw .failure(error.message)
-    }
-    let cache = EmbeddingCache(
-      directory: arguments.value("cache-dir").map { URL(fileURLWithPath: $0, isDirectory: true) }
-        ?? EmbeddingCache.defaultDirectory(encoderDigest: digest))
+    let environment = try TrainingEnvironment(arguments)
+    let encoder = environment.encoder
+    let digest = environment.identity.sha256
+    let cache = EmbeddingCache(directory: environment.cacheDirectory)
     let includeHarmful = arguments.flag("include-harmful")
     let progress = ProgressReporter.standardError()
     var reports: [EvaluationReport] = []

@@ -87,23 +87,10 @@ enum TrainCommand {
       throw .usage(error.message)
     }
     let threads = try EncoderOptions.applyThreads(arguments)
-    let encoderPath = arguments.value("encoder")
-    let store =
-      encoderPath.map { EncoderStore(directory: URL(fileURLWithPath: $0, isDirectory: true)) }
-      ?? EncoderStore()
-    let encoder: TextEncoder
-    let digest: String
-    do {
-      digest = try store.verify(expectedSHA256: encoderPath == nil ? EncoderStore.weightsSHA256 : nil)
-      encoder = try TextEncoder(directory: store.directory)
-    } catch {
-      throw .failure(error.message)
-    }
-    let identity = EncoderIdentity(
-      name: encoderPath == nil ? EncoderStore.encoderName : store.directory.lastPathComponent, sha256: digest)
-    let cacheDirectory =
-      arguments.value("cache-dir").map { URL(fileURLWithPath: $0, isDirectory: true) }
-      ?? EmbeddingCache.defaultDirectory(encoderDigest: digest)
+    let environment = try TrainingEnvironment(arguments)
+    let encoder = environment.encoder
+    let identity = environment.identity
+    let cacheDirectory = environment.cacheDirectory
     let provider = EmbeddingProvider(
       encoder: encoder, cache: EmbeddingCache(directory: cacheDirectory), maxWindows: configuration.maxWindows
     )

@@ -1,0 +1,43 @@
+import Detection
+import Embeddings
+import Foundation
+
+/// What `train`, `evaluate` and `model compare` share: the verified encoder, its identity for
+/// bundles, and the embedding cache directory (`--encoder`, `--cache-dir`).
+struct TrainingEnvironment {
+  /// The text encoder.
+  let encoder: TextEncoder
+  /// The encoder's name and weights digest, as bundles record them.
+  let identity: EncoderIdentity
+  /// Where embeddings are cached for this encoder.
+  let cacheDirectory: URL
+
+  /// Loads the encoder named by `--encoder` (any weights) or the default one (pinned digest), and
+  /// resolves `--cache-dir` (default: the cache root's `embeddings/<encoder digest>/`).
+  ///
+  /// - Throws: `CommandError.failure` with the loader's one-line message.
+  init(_ arguments: Arguments) throws(CommandError) {
+    let encoderPath = arguments.value("encoder")
+    let store =
+      encoderPath.map { EncoderStore(directory: URL(fileURLWithPath: $0, isDirectory: true)) }
+      ?? EncoderStore()
+    let digest: String
+    do {
+      digest = try store.verify(expectedSHA256: encoderPath == nil ? EncoderStore.weightsSHA256 : nil)
+      encoder = try TextEncoder(directory: store.directory)
+    } catch {
+      throw .failure(error.message)
+    }
+    identity = EncoderIdentity(
+      name: encoderPath == nil ? EncoderStore.encoderName : store.directory.lastPathComponent, sha256: digest)
+    cacheDirectory =
+      arguments.value("cache-dir").map { URL(fileURLWithPath: $0, isDirectory: true) }
+      ?? EmbeddingCache.defaultDirectory(encoderDigest: digest)
+  }
+
+  /// The embeddings of prompts through the cache, keeping at most `maxWindows` windows.
+  func provider(maxWindows: Int) -> EmbeddingProvider {
+    EmbeddingProvider(
+      encoder: encoder, cache: EmbeddingCache(directory: cacheDirectory), maxWindows: maxWindows)
+  }
+}
