@@ -13,7 +13,7 @@ enum TrainCommand {
 
     options:
       --corpus FILE      corpus JSONL from tooling/corpus/build_corpus.py (repeatable)
-      --preset NAME      reference (default) or embedding-logistic
+      --preset NAME      reference (default), embedding-logistic or default
       --set KEY=VALUE    override a configuration field, e.g. featureNetwork.length=32,
                          classifier.kind=logistic, features=prompt_lid,log_tokens (repeatable)
       --output BUNDLE    where to write the bundle (default: model.safetensors)

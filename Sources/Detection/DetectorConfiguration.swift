@@ -66,6 +66,27 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
     public init() {}
   }
 
+  /// The supervised token-matrix CNN (`supervised_cnn` block, issue 6).
+  public struct SupervisedCNN: Codable, Sendable, Equatable {
+    /// Token rows per training crop and per inference window.
+    public var crop: Int = 64
+    /// Convolution filters.
+    public var filters: Int = 64
+    /// Convolution kernel width.
+    public var kernelSize: Int = 3
+    /// Training epochs.
+    public var epochs: Int = 4
+    /// Minibatch size.
+    public var batchSize: Int = 32
+    /// Adam learning rate.
+    public var learningRate: Float = 0.001
+    /// Coupled L2 coefficient.
+    public var l2: Float = 0.0001
+
+    /// The default settings.
+    public init() {}
+  }
+
   /// Feature blocks feeding the classifier, by registry name (`FeatureBlockRegistry`).
   public var features: [String]
   /// The feature network (used when a block needs it).
@@ -78,6 +99,8 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
   public var lidEstimator: String = LIDEstimator.methodOfMoments.rawValue
   /// Benign false-positive rate the threshold is calibrated to.
   public var targetFalsePositiveRate: Double = 0.01
+  /// Settings of the `supervised_cnn` block (absent in older bundles: defaults apply).
+  public var supervisedCNN: SupervisedCNN?
   /// Seed of every random choice.
   public var seed: UInt64 = 42
   /// Whether `harmful` records are positives in training (default: left out of training).
@@ -92,13 +115,15 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
   }
 
   /// The names of the presets.
-  public static let presetNames = ["reference", "embedding-logistic"]
+  public static let presetNames = ["reference", "embedding-logistic", "default"]
 
   /// The named preset.
   ///
   /// - `reference`: DESIGN §1 exactly: PromptLID on the dense activation, TextCurv means on both
   ///   convolution outputs, MLP 256 → 128 → 2, threshold at 1% benign FPR.
   /// - `embedding-logistic`: logistic regression on the mean-pooled token embedding (baseline).
+  /// - `default`: the supervised token-matrix CNN's window score with the mean-pooled embedding
+  ///   and the CurvaLID geometry, logistic regression (issue 6; see docs/evaluation.md).
   /// - Throws: `DetectionError(.invalidInput)` for an unknown name.
   public static func preset(named name: String) throws(DetectionError) -> DetectorConfiguration {
     switch name {
@@ -108,6 +133,15 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
       var configuration = DetectorConfiguration(features: ["mean_embedding"])
       configuration.classifier.kind = "logistic"
       configuration.classifier.l2 = 0.0001
+      configuration.classifier.epochs = 100
+      configuration.classifier.patience = 8
+      configuration.classifier.learningRate = 0.01
+      return configuration
+    case "default":
+      var configuration = DetectorConfiguration(
+        features: ["supervised_cnn", "mean_embedding", "prompt_lid", "curvature_conv1", "curvature_conv2"])
+      configuration.supervisedCNN = SupervisedCNN()
+      configuration.classifier.kind = "logistic"
       configuration.classifier.epochs = 100
       configuration.classifier.patience = 8
       configuration.classifier.learningRate = 0.01
@@ -218,6 +252,13 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
     try require(
       targetFalsePositiveRate >= 0 && targetFalsePositiveRate < 1, "targetFalsePositiveRate in [0, 1)")
     try require(maxWindows >= 0, "maxWindows must be ≥ 0")
+    if let cnn = supervisedCNN {
+      try require(
+        cnn.kernelSize >= 1 && cnn.crop >= cnn.kernelSize, "supervisedCNN.crop must be ≥ kernelSize ≥ 1")
+      try require(
+        cnn.filters >= 1 && cnn.epochs >= 1 && cnn.batchSize >= 1, "supervisedCNN sizes must be ≥ 1")
+      try require(cnn.learningRate > 0 && cnn.l2 >= 0, "supervisedCNN learningRate > 0, l2 ≥ 0")
+    }
   }
 
   /// The configuration as sorted, compact JSON (stored in bundles).

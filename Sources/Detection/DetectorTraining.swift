@@ -107,6 +107,13 @@ public enum DetectorTraining {
     for name in configuration.features {
       blocks.append(try FeatureBlockRegistry.make(name, context: context))
     }
+    for index in blocks.indices {
+      guard var supervised = blocks[index] as? any SupervisedFeatureBlock else { continue }
+      try supervised.train(
+        indices: train, isAttack: train.map(isPositive), families: train.map { records[$0].family },
+        load: load, random: &random, progress: progress)
+      blocks[index] = supervised
+    }
     let unfitted = ScoringModel(
       configuration: configuration, hiddenSize: hiddenSize, featureNetwork: featureNetwork, blocks: blocks,
       featureMean: [], featureDeviation: [],

@@ -70,7 +70,7 @@ public enum FeatureBlockRegistry {
   /// Every block type, by name.
   public static let types: [any FeatureBlock.Type] = [
     PromptLIDBlock.self, CurvatureBlock.Conv1.self, CurvatureBlock.Conv2.self, MeanEmbeddingBlock.self,
-    LogTokenCountBlock.self,
+    LogTokenCountBlock.self, SupervisedTokenCNNBlock.self,
   ]
 
   /// The block names.
