@@ -224,52 +224,48 @@ public final class BertEncoder: Sendable {
       input: w.hidden, rows: n, inputWidth: h, weight: layer.qkvWeight, bias: layer.qkvBias,
       outputWidth: 3 * h, into: &w.qkv)
     attention(&w)
-    // Attention output with residual: scratch = hidden + bias; scratch += context · W_o; norm.
-    w.scratch.withUnsafeMutableBufferPointer { s in
-      w.hidden.withUnsafeBufferPointer { x in
-        layer.attentionOutputBias.withUnsafeBufferPointer { b in
-          for r in 0..<n {
-            for j in 0..<h { s[r * h + j] = x[r * h + j] + b[j] }
-          }
-        }
-      }
-      w.context.withUnsafeBufferPointer { ctx in
-        layer.attentionOutputWeight.withUnsafeBufferPointer { weight in
-          BLAS.gemm(
-            m: n, n: h, k: h, a: ctx.firstAddress, lda: h, b: weight.firstAddress, ldb: h, beta: 1,
-            c: s.firstAddress, ldc: h)
-        }
-      }
-      layer.attentionNormGamma.withUnsafeBufferPointer { gamma in
-        layer.attentionNormBeta.withUnsafeBufferPointer { beta in
-          VectorOps.layerNormRows(s, rows: n, columns: h, gamma: gamma, beta: beta, epsilon: eps)
-        }
-      }
-    }
+    // Attention output: scratch = norm(hidden + b_o + context · W_o).
+    Self.residualProjection(
+      input: w.context, rows: n, inputWidth: h, weight: layer.attentionOutputWeight,
+      bias: layer.attentionOutputBias, residual: w.hidden, gamma: layer.attentionNormGamma,
+      beta: layer.attentionNormBeta, epsilon: eps, into: &w.scratch)
     // Feed-forward: intermediate = gelu(scratch · W_i + b_i).
     Self.linear(
       input: w.scratch, rows: n, inputWidth: h, weight: layer.intermediateWeight,
       bias: layer.intermediateBias, outputWidth: inter, into: &w.intermediate)
     w.intermediate.withUnsafeMutableBufferPointer { VectorOps.gelu($0) }
-    // Output with residual: hidden = scratch + bias; hidden += intermediate · W_out; norm.
-    w.hidden.withUnsafeMutableBufferPointer { x in
-      w.scratch.withUnsafeBufferPointer { s in
-        layer.outputBias.withUnsafeBufferPointer { b in
-          for r in 0..<n {
-            for j in 0..<h { x[r * h + j] = s[r * h + j] + b[j] }
+    // Output: hidden = norm(scratch + b_out + intermediate · W_out).
+    Self.residualProjection(
+      input: w.intermediate, rows: n, inputWidth: inter, weight: layer.outputWeight, bias: layer.outputBias,
+      residual: w.scratch, gamma: layer.outputNormGamma, beta: layer.outputNormBeta, epsilon: eps,
+      into: &w.hidden)
+  }
+
+  /// `output [rows, hidden] = layerNorm(residual + bias + input [rows, inputWidth] · weight)`:
+  /// the residual and bias are written first and the product is added by the GEMM (`beta = 1`).
+  static func residualProjection(
+    input: [Float], rows: Int, inputWidth: Int, weight: [Float], bias: [Float], residual: [Float],
+    gamma: [Float], beta: [Float], epsilon: Float, into output: inout [Float]
+  ) {
+    let h = bias.count
+    output.withUnsafeMutableBufferPointer { out in
+      residual.withUnsafeBufferPointer { x in
+        bias.withUnsafeBufferPointer { b in
+          for r in 0..<rows {
+            for j in 0..<h { out[r * h + j] = x[r * h + j] + b[j] }
           }
         }
       }
-      w.intermediate.withUnsafeBufferPointer { a in
-        layer.outputWeight.withUnsafeBufferPointer { weight in
+      input.withUnsafeBufferPointer { a in
+        weight.withUnsafeBufferPointer { wt in
           BLAS.gemm(
-            m: n, n: h, k: inter, a: a.firstAddress, lda: inter, b: weight.firstAddress, ldb: h, beta: 1,
-            c: x.firstAddress, ldc: h)
+            m: rows, n: h, k: inputWidth, a: a.firstAddress, lda: inputWidth, b: wt.firstAddress, ldb: h,
+            beta: 1, c: out.firstAddress, ldc: h)
         }
       }
-      layer.outputNormGamma.withUnsafeBufferPointer { gamma in
-        layer.outputNormBeta.withUnsafeBufferPointer { beta in
-          VectorOps.layerNormRows(x, rows: n, columns: h, gamma: gamma, beta: beta, epsilon: eps)
+      gamma.withUnsafeBufferPointer { g in
+        beta.withUnsafeBufferPointer { bt in
+          VectorOps.layerNormRows(out, rows: rows, columns: h, gamma: g, beta: bt, epsilon: epsilon)
         }
       }
     }
