@@ -1,4 +1,5 @@
 import Foundation
+import Serving
 
 #if canImport(Glibc)
   import Glibc
@@ -58,37 +59,15 @@ func printError(_ line: String) {
   FileHandle.standardError.write(Data((line + "\n").utf8))
 }
 
-/// Minimal JSON text building for the command outputs.
+/// JSON text for the command outputs: the same writer the service's replies use.
 enum JSONText {
   /// `text` as a JSON string literal, with quotes, backslashes and control characters escaped.
-  static func string(_ text: String) -> String {
-    var result = "\""
-    result.reserveCapacity(text.utf8.count + 2)
-    for scalar in text.unicodeScalars {
-      switch scalar {
-      case "\"": result += "\\\""
-      case "\\": result += "\\\\"
-      case "\n": result += "\\n"
-      case "\r": result += "\\r"
-      case "\t": result += "\\t"
-      case _ where scalar.value < 0x20 || scalar.value == 0x2028 || scalar.value == 0x2029:
-        let hex = String(scalar.value, radix: 16)
-        result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-      default: result.unicodeScalars.append(scalar)
-      }
-    }
-    result += "\""
-    return result
-  }
+  static func string(_ text: String) -> String { JSONWriter.string(text) }
 
   /// A finite number in JSON syntax (shortest text that reads back as the same `Float`);
   /// non-finite values become `null`.
-  static func number(_ value: Float) -> String {
-    value.isFinite ? "\(value)" : "null"
-  }
+  static func number(_ value: Float) -> String { JSONWriter.number(value) }
 
   /// A finite number in JSON syntax; non-finite values become `null`.
-  static func number(_ value: Double) -> String {
-    value.isFinite ? "\(value)" : "null"
-  }
+  static func number(_ value: Double) -> String { JSONWriter.number(value) }
 }

@@ -247,10 +247,10 @@ private struct JSONParser {
   }
 }
 
-/// Building JSON reply text.
-enum JSONWriter {
+/// Building JSON reply text (also used by the command line's JSON output).
+package enum JSONWriter {
   /// `text` as a JSON string literal, quotes and control characters escaped.
-  static func string(_ text: String) -> String {
+  package static func string(_ text: String) -> String {
     var result = "\""
     result.reserveCapacity(text.utf8.count + 2)
     for scalar in text.unicodeScalars {
@@ -271,10 +271,10 @@ enum JSONWriter {
   }
 
   /// A finite number (shortest round-tripping text); non-finite values become `null`.
-  static func number(_ value: Float) -> String { value.isFinite ? "\(value)" : "null" }
+  package static func number(_ value: Float) -> String { value.isFinite ? "\(value)" : "null" }
 
   /// A finite number; non-finite values become `null`.
-  static func number(_ value: Double) -> String { value.isFinite ? "\(value)" : "null" }
+  package static func number(_ value: Double) -> String { value.isFinite ? "\(value)" : "null" }
 
   /// Milliseconds rounded to microseconds, for latency fields.
   static func milliseconds(_ value: Double) -> String {
