@@ -1,4 +1,5 @@
 import Dispatch
+import Glibc
 
 /// Splitting element-wise work across the same number of threads BLAS uses.
 ///
@@ -41,7 +42,8 @@ public enum Parallel {
 
   /// How many workers `forEachChunk` uses for `count` items.
   public static func workerCount(count: Int, minimumChunk: Int) -> Int {
-    max(1, min(BLAS.threadCount, count / max(1, minimumChunk)))
+    if getenv("CV_SERIAL") != nil { return 1 }
+    return max(1, min(BLAS.threadCount, count / max(1, minimumChunk)))
   }
 }
 
