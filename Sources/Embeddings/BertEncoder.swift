@@ -219,53 +219,61 @@ public final class BertEncoder: Sendable {
     let n = w.rows
     let inter = c.intermediateSize
     let eps = c.layerNormEpsilon
-    // Fused Q, K, V projection: qkv = bias; qkv += hidden · W_qkv.
-    Self.linear(
+    // Fused Q, K, V projection: qkv = b_qkv + hidden · W_qkv.
+    Self.affine(
       input: w.hidden, rows: n, inputWidth: h, weight: layer.qkvWeight, bias: layer.qkvBias,
-      outputWidth: 3 * h, into: &w.qkv)
+      into: &w.qkv)
     attention(&w)
     // Attention output: scratch = norm(hidden + b_o + context · W_o).
-    Self.residualProjection(
+    Self.affine(
       input: w.context, rows: n, inputWidth: h, weight: layer.attentionOutputWeight,
-      bias: layer.attentionOutputBias, residual: w.hidden, gamma: layer.attentionNormGamma,
-      beta: layer.attentionNormBeta, epsilon: eps, into: &w.scratch)
-    // Feed-forward: intermediate = gelu(scratch · W_i + b_i).
-    Self.linear(
+      bias: layer.attentionOutputBias, residual: w.hidden, into: &w.scratch)
+    Self.normalize(
+      &w.scratch, rows: n, gamma: layer.attentionNormGamma, beta: layer.attentionNormBeta, epsilon: eps)
+    // Feed-forward: intermediate = gelu(b_i + scratch · W_i).
+    Self.affine(
       input: w.scratch, rows: n, inputWidth: h, weight: layer.intermediateWeight,
-      bias: layer.intermediateBias, outputWidth: inter, into: &w.intermediate)
-    w.intermediate.withUnsafeMutableBufferPointer { VectorOps.gelu($0) }
+      bias: layer.intermediateBias, activation: .gelu, into: &w.intermediate)
     // Output: hidden = norm(scratch + b_out + intermediate · W_out).
-    Self.residualProjection(
+    Self.affine(
       input: w.intermediate, rows: n, inputWidth: inter, weight: layer.outputWeight, bias: layer.outputBias,
-      residual: w.scratch, gamma: layer.outputNormGamma, beta: layer.outputNormBeta, epsilon: eps,
-      into: &w.hidden)
+      residual: w.scratch, into: &w.hidden)
+    Self.normalize(&w.hidden, rows: n, gamma: layer.outputNormGamma, beta: layer.outputNormBeta, epsilon: eps)
   }
 
-  /// `output [rows, hidden] = layerNorm(residual + bias + input [rows, inputWidth] · weight)`:
-  /// the residual and bias are written first and the product is added by the GEMM (`beta = 1`).
-  static func residualProjection(
-    input: [Float], rows: Int, inputWidth: Int, weight: [Float], bias: [Float], residual: [Float],
-    gamma: [Float], beta: [Float], epsilon: Float, into output: inout [Float]
+  /// `output [rows, width] = activation(residual + bias + input [rows, inputWidth] · weight)`, one
+  /// team job (`Affine.apply`); `width = bias.count`, `residual` is `[rows, width]` when given.
+  static func affine(
+    input: [Float], rows: Int, inputWidth: Int, weight: [Float], bias: [Float], residual: [Float]? = nil,
+    activation: Affine.Activation = .identity, into output: inout [Float]
   ) {
-    let h = bias.count
     output.withUnsafeMutableBufferPointer { out in
-      residual.withUnsafeBufferPointer { x in
-        bias.withUnsafeBufferPointer { b in
-          for r in 0..<rows {
-            for j in 0..<h { out[r * h + j] = x[r * h + j] + b[j] }
+      input.withUnsafeBufferPointer { x in
+        weight.withUnsafeBufferPointer { wt in
+          bias.withUnsafeBufferPointer { b in
+            func run(_ residual: UnsafePointer<Float>?) {
+              Affine.apply(
+                rows: rows, inputWidth: inputWidth, outputWidth: b.count, input: x.firstAddress,
+                weight: wt.firstAddress, bias: b.firstAddress, residual: residual, activation: activation,
+                output: out.firstAddress)
+            }
+            if let residual {
+              residual.withUnsafeBufferPointer { run($0.firstAddress) }
+            } else {
+              run(nil)
+            }
           }
         }
       }
-      input.withUnsafeBufferPointer { a in
-        weight.withUnsafeBufferPointer { wt in
-          BLAS.gemm(
-            m: rows, n: h, k: inputWidth, a: a.firstAddress, lda: inputWidth, b: wt.firstAddress, ldb: h,
-            beta: 1, c: out.firstAddress, ldc: h)
-        }
-      }
+    }
+  }
+
+  /// Layer normalisation of each row of `x` (`[rows, gamma.count]`), in place.
+  static func normalize(_ x: inout [Float], rows: Int, gamma: [Float], beta: [Float], epsilon: Float) {
+    x.withUnsafeMutableBufferPointer { out in
       gamma.withUnsafeBufferPointer { g in
         beta.withUnsafeBufferPointer { bt in
-          VectorOps.layerNormRows(out, rows: rows, columns: h, gamma: g, beta: bt, epsilon: epsilon)
+          VectorOps.layerNormRows(out, rows: rows, columns: g.count, gamma: g, beta: bt, epsilon: epsilon)
         }
       }
     }
@@ -323,28 +331,6 @@ public final class BertEncoder: Sendable {
                 c: context + offset * h + head * dh, ldc: h)
             }
           }
-        }
-      }
-    }
-  }
-
-  /// `output [rows, outputWidth] = input [rows, inputWidth] · weight [inputWidth, outputWidth] + bias`.
-  static func linear(
-    input: [Float], rows: Int, inputWidth: Int, weight: [Float], bias: [Float], outputWidth: Int,
-    into output: inout [Float]
-  ) {
-    output.withUnsafeMutableBufferPointer { out in
-      bias.withUnsafeBufferPointer { b in
-        for r in 0..<rows {
-          let base = r * outputWidth
-          for j in 0..<outputWidth { out[base + j] = b[j] }
-        }
-      }
-      input.withUnsafeBufferPointer { x in
-        weight.withUnsafeBufferPointer { wt in
-          BLAS.gemm(
-            m: rows, n: outputWidth, k: inputWidth, a: x.firstAddress, lda: inputWidth, b: wt.firstAddress,
-            ldb: outputWidth, beta: 1, c: out.firstAddress, ldc: outputWidth)
         }
       }
     }

@@ -1,17 +1,44 @@
 import COpenBLAS
+import Synchronization
 
 /// The one door to OpenBLAS: matrix products and the library's thread setting.
 ///
 /// Only this file calls into `COpenBLAS`. All matrices are row-major.
 public enum BLAS {
-  /// The number of threads OpenBLAS uses for one call.
+  /// The number of threads one matrix product (and one `Parallel` pass) uses.
   ///
-  /// Set it once at start-up; curvalid decides where parallelism lives (BLAS threads for one big
+  /// Set it once at start-up; curvalid decides where parallelism lives (threads for one big
   /// batch, or one request per core), and two sources of threads on two cores oversubscribe.
+  /// OpenBLAS itself always runs single-threaded: with more than one thread, `gemm` splits the
+  /// product's columns (or rows) across a `WorkerTeam`, the same team that runs the element-wise
+  /// passes in between, so no idle pool competes with the working one for the cores.
   public static var threadCount: Int {
-    get { Int(openblas_get_num_threads()) }
-    set { openblas_set_num_threads(Int32(max(1, newValue))) }
+    get { team.withLock { $0.size } }
+    set {
+      openblas_set_num_threads(1)
+      let size = max(1, newValue)
+      team.withLock { current in
+        guard current.size != size else { return }
+        current.stop()
+        current = WorkerTeam(size: size)
+      }
+    }
   }
+
+  /// The team that runs split products and `Parallel` passes (`threadCount` members).
+  /// Until `threadCount` is set it has as many members as OpenBLAS would have used threads
+  /// (`OPENBLAS_NUM_THREADS`, else the number of cores).
+  static let team: Mutex<WorkerTeam> = {
+    let initial = Int(openblas_get_num_threads())
+    openblas_set_num_threads(1)
+    return Mutex(WorkerTeam(size: initial))
+  }()
+
+  /// The current team.
+  static var currentTeam: WorkerTeam { team.withLock { $0 } }
+
+  /// Products smaller than this many multiply-adds run on one thread (splitting costs more).
+  static let splitMultiplyAdds = 1_000_000
 
   /// `C ← alpha · op(A) · op(B) + beta · C` on raw row-major buffers (`cblas_sgemm`).
   ///
@@ -23,7 +50,6 @@ public enum BLAS {
   ///   - k: Inner dimension.
   ///   - lda, ldb, ldc: Row strides of the stored matrices (≥ their stored column counts).
   /// - Complexity: `2·m·n·k` floating-point operations.
-  @inline(__always)
   public static func gemm(
     transposeA: Bool = false, transposeB: Bool = false,
     m: Int, n: Int, k: Int,
@@ -34,6 +60,57 @@ public enum BLAS {
     c: UnsafeMutablePointer<Float>, ldc: Int
   ) {
     guard m > 0, n > 0 else { return }
+    let team = currentTeam
+    let parts = team.size
+    guard parts > 1, m * n * k >= splitMultiplyAdds, n >= 32 * parts || m >= 8 * parts else {
+      sgemm(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+      return
+    }
+    // Split the output columns when there are enough of them (each part then reads a slice of
+    // B, which for the encoder is the weight matrix), otherwise the rows. Columns are cut at
+    // multiples of 16 so every part keeps whole vector-kernel panels.
+    let byColumns = n >= 32 * parts
+    let addresses = (a: UInt(bitPattern: a), b: UInt(bitPattern: b), c: UInt(bitPattern: c))
+    team.run { part in
+      guard let a = UnsafePointer<Float>(bitPattern: addresses.a),
+        let b = UnsafePointer<Float>(bitPattern: addresses.b),
+        let c = UnsafeMutablePointer<Float>(bitPattern: addresses.c)
+      else { return }
+      if byColumns {
+        let start = min(n, (n * part / parts + 8) / 16 * 16)
+        let end = part == parts - 1 ? n : min(n, (n * (part + 1) / parts + 8) / 16 * 16)
+        guard end > start else { return }
+        let bPart = transposeB ? b + start * ldb : b + start
+        sgemm(
+          transposeA, transposeB, m, end - start, k, alpha, a, lda, bPart, ldb, beta, c + start, ldc)
+      } else {
+        let start = m * part / parts
+        let end = m * (part + 1) / parts
+        guard end > start else { return }
+        let aPart = transposeA ? a + start : a + start * lda
+        sgemm(
+          transposeA, transposeB, end - start, n, k, alpha, aPart, lda, b, ldb, beta, c + start * ldc, ldc)
+      }
+    }
+  }
+
+  /// `C ← alpha · A · B + beta · C` (no transposes) with one single-threaded `cblas_sgemm` on the
+  /// calling thread, for callers that split the work across the team themselves.
+  static func sgemmOnCallingThread(
+    m: Int, n: Int, k: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>,
+    ldb: Int, beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+  ) {
+    guard m > 0, n > 0 else { return }
+    sgemm(false, false, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+  }
+
+  /// `cblas_sgemm` on row-major buffers, on the calling thread.
+  @inline(__always)
+  private static func sgemm(
+    _ transposeA: Bool, _ transposeB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+    _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int, _ beta: Float,
+    _ c: UnsafeMutablePointer<Float>, _ ldc: Int
+  ) {
     cblas_sgemm(
       CblasRowMajor,
       transposeA ? CblasTrans : CblasNoTrans,

@@ -1,4 +1,3 @@
-import Dispatch
 import Glibc
 
 /// Splitting element-wise work across the same number of threads BLAS uses.
@@ -30,13 +29,15 @@ public enum Parallel {
       if count > 0 { body(0..<count, 0) }
       return
     }
-    withoutActuallyEscaping(body) { escapable in
-      let task = UncheckedSendable(escapable)
-      DispatchQueue.concurrentPerform(iterations: workers) { worker in
-        let start = count * worker / workers
-        let end = count * (worker + 1) / workers
-        task.value(start..<end, worker)
-      }
+    let team = BLAS.currentTeam
+    if workers > team.size {
+      preconditionFailure("\(workers) workers asked of a team of \(team.size)")
+    }
+    team.run { part in
+      guard part < workers else { return }
+      let start = count * part / workers
+      let end = count * (part + 1) / workers
+      body(start..<end, part)
     }
   }
 
@@ -45,10 +46,4 @@ public enum Parallel {
     if getenv("CV_SERIAL") != nil { return 1 }
     return max(1, min(BLAS.threadCount, count / max(1, minimumChunk)))
   }
-}
-
-/// Carries a value into `concurrentPerform`, whose callers guarantee the accesses are disjoint.
-private struct UncheckedSendable<Value>: @unchecked Sendable {
-  let value: Value
-  init(_ value: Value) { self.value = value }
 }

@@ -97,12 +97,18 @@ public enum VectorOps {
   /// `erf` is evaluated with `FastMath.erf` (absolute error below 5e-7).
   public static func gelu(_ x: UnsafeMutableBufferPointer<Float>) {
     guard let base = x.baseAddress else { return }
-    let inverseRoot2: Float = 0.707_106_781_186_547_5
     Parallel.forEachChunk(count: x.count, minimumChunk: parallelElements) { chunk, _ in
-      for i in chunk {
-        let v = base[i]
-        base[i] = 0.5 * v * (1 + FastMath.erf(v * inverseRoot2))
-      }
+      geluSerial(base + chunk.lowerBound, count: chunk.count)
+    }
+  }
+
+  /// `gelu` on `count` contiguous elements at `x`, on the calling thread.
+  @inline(__always)
+  static func geluSerial(_ x: UnsafeMutablePointer<Float>, count: Int) {
+    let inverseRoot2: Float = 0.707_106_781_186_547_5
+    for i in 0..<count {
+      let v = x[i]
+      x[i] = 0.5 * v * (1 + FastMath.erf(v * inverseRoot2))
     }
   }
 }

@@ -62,10 +62,48 @@ final class BLASTests: XCTestCase {
     }
   }
 
+  func testSplitProductsMatchNaiveLoops() {
+    // Large enough to be split across the team: by columns (n ≥ 64), by rows (narrow n), with
+    // and without transposed operands, with beta = 1 accumulating into C.
+    let saved = BLAS.threadCount
+    defer { BLAS.threadCount = saved }
+    var rng = SeededGenerator(seed: 11)
+    for threads in [2, 3] {
+      BLAS.threadCount = threads
+      for (m, k, n) in [(40, 100, 300), (37, 300, 101), (400, 200, 16), (4, 700, 400)] {
+        for transposeA in [false, true] {
+          for transposeB in [false, true] {
+            let a = transposeA ? rng.matrix(rows: k, columns: m) : rng.matrix(rows: m, columns: k)
+            let b = transposeB ? rng.matrix(rows: n, columns: k) : rng.matrix(rows: k, columns: n)
+            let start = rng.matrix(rows: m, columns: n)
+            var c = start
+            a.storage.withUnsafeBufferPointer { pa in
+              b.storage.withUnsafeBufferPointer { pb in
+                c.storage.withUnsafeMutableBufferPointer { pc in
+                  BLAS.gemm(
+                    transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 0.5,
+                    a: pa.firstAddress, lda: a.columns, b: pb.firstAddress, ldb: b.columns, beta: 1,
+                    c: pc.firstAddress, ldc: n)
+                }
+              }
+            }
+            let product = naiveProduct(a, b, transposeA: transposeA, transposeB: transposeB)
+            let expected = zip(product.storage, start.storage).map { 0.5 * $0 + $1 }
+            XCTAssertTrue(
+              allClose(c.storage, expected, absolute: 1e-3, relative: 1e-4),
+              "threads=\(threads) m=\(m) k=\(k) n=\(n) tA=\(transposeA) tB=\(transposeB)")
+          }
+        }
+      }
+    }
+  }
+
   func testThreadCountIsSettable() {
     let before = BLAS.threadCount
     BLAS.threadCount = 1
     XCTAssertEqual(BLAS.threadCount, 1)
+    BLAS.threadCount = 3
+    XCTAssertEqual(BLAS.threadCount, 3)
     BLAS.threadCount = before
   }
 }
