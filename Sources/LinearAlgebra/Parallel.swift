@@ -1,10 +1,8 @@
-import Glibc
-
-/// Splitting element-wise work across the same number of threads BLAS uses.
+/// Splitting element-wise work across the same team of `BLAS.threadCount` threads that runs the
+/// split matrix products.
 ///
-/// The encoder's matrix products already use `BLAS.threadCount` threads; the work between them
-/// (attention per head, GELU, layer norm) runs on as many workers, one after the other with the
-/// products, so the two never compete for the cores.
+/// The work between the encoder's products (attention per head, layer norm) runs on the team's
+/// members, one job after the other with the products, so no second pool competes for the cores.
 public enum Parallel {
   /// Runs `body` over `0..<count` cut into at most `BLAS.threadCount` contiguous chunks, each at
   /// least `minimumChunk` long; `body` gets the chunk's range and the worker's index.
@@ -43,7 +41,6 @@ public enum Parallel {
 
   /// How many workers `forEachChunk` uses for `count` items.
   public static func workerCount(count: Int, minimumChunk: Int) -> Int {
-    if getenv("CV_SERIAL") != nil { return 1 }
-    return max(1, min(BLAS.threadCount, count / max(1, minimumChunk)))
+    max(1, min(BLAS.threadCount, count / max(1, minimumChunk)))
   }
 }
