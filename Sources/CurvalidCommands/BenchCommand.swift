@@ -53,7 +53,8 @@ enum BenchCommand {
     }
     guard arguments.positional == ["encoder"] else {
       throw .usage(
-        "unknown benchmark '\(arguments.positional.joined(separator: " "))' (try: bench encoder, bench detector)")
+        "unknown benchmark '\(arguments.positional.joined(separator: " "))' (try: bench encoder, bench detector)"
+      )
     }
     let lengths = try arguments.integers("lengths", default: [16, 64, 128, 256, 512], in: 2...512)
     let runs = try arguments.integer("runs", default: 30, in: 20...100_000)
@@ -69,32 +70,28 @@ enum BenchCommand {
     let json = arguments.flag("json")
     let output = OutputWriter()
     if !json {
-      try output.write(
+      try show(
         "encoder: \(configuration.layerCount) layers, hidden \(configuration.hiddenSize), "
           + "\(configuration.headCount) heads; \(ProcessInfo.processInfo.activeProcessorCount) CPUs\n"
-          + "resident memory after loading: \(memory.residentMegabytes) MB\n")
-      try output.flush()
+          + "resident memory after loading: \(memory.residentMegabytes) MB\n", on: output)
     }
     for threads in threadSettings {
       BLAS.threadCount = threads
       if !json {
-        try output.write(
+        try show(
           "\nBLAS threads: \(BLAS.threadCount)\n"
             + "tokens  b1 median ms  b1 min ms  b1 max ms  b1 GFLOP/s  b\(batch) ms/prompt  prompts/s  "
-            + "b\(batch) GFLOP/s\n")
-        try output.flush()
+            + "b\(batch) GFLOP/s\n", on: output)
       }
       for tokens in lengths {
         let row = try measure(
           encoder: encoder, tokens: tokens, runs: runs, batch: batch, threads: BLAS.threadCount)
-        try output.write(json ? jsonLine(row) : tableLine(row, batch: batch))
-        try output.flush()
+        try show(json ? jsonLine(row) : tableLine(row, batch: batch), on: output)
       }
     }
     if !json {
       let after = ProcessMemory.read()
-      try output.write("\npeak resident memory: \(after.peakMegabytes) MB\n")
-      try output.flush()
+      try show("\npeak resident memory: \(after.peakMegabytes) MB\n", on: output)
     }
     return 0
   }
@@ -145,6 +142,12 @@ enum BenchCommand {
     } catch {
       throw .failure(error.message)
     }
+  }
+
+  /// Writes `text` and flushes at once (benchmarks print each row as it is measured).
+  static func show(_ text: String, on output: OutputWriter) throws(CommandError) {
+    try output.write(text)
+    try output.flush()
   }
 
   /// The median of ascending values (0 for none).

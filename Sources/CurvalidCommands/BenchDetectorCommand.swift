@@ -83,34 +83,34 @@ enum BenchDetectorCommand {
     guard lengths.allSatisfy({ $0 <= configuration.maxPositions }) else {
       throw .usage("--lengths must not exceed the encoder's \(configuration.maxPositions) positions")
     }
-    let texts = try lengths.map { (tokens) throws(CommandError) in try text(tokens: tokens, encoder: detector.encoder) }
+    let texts = try lengths.map { (tokens) throws(CommandError) in
+      try text(tokens: tokens, encoder: detector.encoder)
+    }
     let json = arguments.flag("json")
     let output = OutputWriter()
     if !json {
-      try output.write(
+      try BenchCommand.show(
         "model \(detector.modelID): \(detector.bundle.configuration.features.joined(separator: ", ")); "
           + "encoder: \(configuration.layerCount) layers, hidden \(configuration.hiddenSize); "
-          + "\(ProcessInfo.processInfo.activeProcessorCount) CPUs\n")
-      try output.flush()
+          + "\(ProcessInfo.processInfo.activeProcessorCount) CPUs\n", on: output)
     }
     for threads in threadSettings {
       BLAS.threadCount = threads
       if !json {
-        try output.write(
+        try BenchCommand.show(
           "\nBLAS threads: \(BLAS.threadCount); median (min–max) ms over \(runs) runs, one prompt\n"
-            + "tokens  encoder ms               after encoder ms         after/encoder  score ms\n")
-        try output.flush()
+            + "tokens  encoder ms               after encoder ms         after/encoder  score ms\n",
+          on: output)
       }
       var rows: [Row] = []
       for (tokens, text) in zip(lengths, texts) {
-        let row = try measure(detector: detector, text: text, tokens: tokens, runs: runs, threads: BLAS.threadCount)
+        let row = try measure(
+          detector: detector, text: text, tokens: tokens, runs: runs, threads: BLAS.threadCount)
         rows.append(row)
-        try output.write(json ? jsonLine(row) : tableLine(row))
-        try output.flush()
+        try BenchCommand.show(json ? jsonLine(row) : tableLine(row), on: output)
       }
       if !json {
-        try output.write(stageTable(rows))
-        try output.flush()
+        try BenchCommand.show(stageTable(rows), on: output)
       }
     }
     return 0
@@ -199,7 +199,9 @@ enum BenchDetectorCommand {
     text += "\n"
     for row in rows {
       text += BenchCommand.pad(String(row.tokens), 6)
-      for (stage, width) in zip(row.stages, widths) { text += BenchCommand.cell(stage.milliseconds, width, 3) }
+      for (stage, width) in zip(row.stages, widths) {
+        text += BenchCommand.cell(stage.milliseconds, width, 3)
+      }
       text += "\n"
     }
     return text

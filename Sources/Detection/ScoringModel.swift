@@ -118,7 +118,10 @@ public final class ScoringModel: Sendable {
       featureNetwork.flatMap { model in networks.feature.map { model.outputs(embeddings, network: $0) } }
     }
     let batch = FeatureBatch(embeddings: embeddings, network: outputs)
-    return (blocks.map { block in StageClock.time(type(of: block).name, on: stages) { block.extract(batch) } }, outputs)
+    return (
+      blocks.map { block in StageClock.time(type(of: block).name, on: stages) { block.extract(batch) } },
+      outputs
+    )
   }
 
   /// Concatenates the blocks' transformed rows: `[batch, featureWidth]`.
@@ -246,7 +249,9 @@ package final class StageClock {
   package init() {}
 
   /// Runs `body`, adding its wall-clock time to `stage` on `clock` (just runs it without a clock).
-  static func time<T, E: Error>(_ stage: String, on clock: StageClock?, _ body: () throws(E) -> T) throws(E) -> T {
+  static func time<T, E: Error>(_ stage: String, on clock: StageClock?, _ body: () throws(E) -> T) throws(E)
+    -> T
+  {
     guard let clock else { return try body() }
     let start = DispatchTime.now().uptimeNanoseconds
     defer {

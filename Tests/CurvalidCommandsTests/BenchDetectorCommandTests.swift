@@ -24,7 +24,8 @@ final class BenchDetectorCommandTests: XCTestCase {
     training = try? BinaryRunner.run(
       [
         "train", "--corpus", Fixtures.url("detection/corpus.jsonl").path, "--encoder", encoder, "--output",
-        directory.path + "/model.safetensors", "--cache-dir", directory.path + "/cache", "--preset", "default",
+        directory.path + "/model.safetensors", "--cache-dir", directory.path + "/cache", "--preset",
+        "default",
       ] + settings.flatMap { ["--set", $0] })
   }
 
@@ -57,7 +58,9 @@ final class BenchDetectorCommandTests: XCTestCase {
     XCTAssertEqual(rows.compactMap { $0["tokens"] as? Int }, [8, 40])
     for row in rows {
       for part in ["encoder", "after_encoder", "score"] {
-        let values = try ["min", "median", "max"].map { try XCTUnwrap(row["\(part)_\($0)_ms"] as? Double, part) }
+        let values = try ["min", "median", "max"].map {
+          try XCTUnwrap(row["\(part)_\($0)_ms"] as? Double, part)
+        }
         XCTAssertGreaterThan(values[0], 0, part)
         XCTAssertEqual(values, values.sorted(), part)
       }
@@ -89,7 +92,8 @@ final class BenchDetectorCommandTests: XCTestCase {
     for bad in [
       ["--runs", "5"], ["--lengths", "2"], ["--lengths", "41"], ["extra"], ["--batch", "4"],
     ] {
-      let run = try BinaryRunner.run(["bench", "detector", "--model", model, "--encoder", Self.encoder] + bad)
+      let run = try BinaryRunner.run(
+        ["bench", "detector", "--model", model, "--encoder", Self.encoder] + bad)
       XCTAssertEqual(run.status, 64, "\(bad): \(run.standardError)")
     }
     let missing = try BinaryRunner.run(
