@@ -6,6 +6,7 @@ import LinearAlgebra
 enum BenchCommand {
   static let help = """
     usage: curvalid bench encoder [OPTIONS]
+           curvalid bench detector [OPTIONS]  (encoder vs. the detector's work after it: see bench detector --help)
            curvalid bench service [OPTIONS]   (load generator for a running server: see bench service --help)
 
     Measures the encoder on synthetic prompts of fixed token counts: batch-1 latency (median, min,
@@ -43,6 +44,7 @@ enum BenchCommand {
 
   static func run(_ raw: [String]) throws(CommandError) -> Int32 {
     if raw.first == "service" { return try BenchServiceCommand.run(Array(raw.dropFirst())) }
+    if raw.first == "detector" { return try BenchDetectorCommand.run(Array(raw.dropFirst())) }
     let arguments = try Arguments(
       raw, options: ["lengths", "runs", "batch", "encoder", "threads"], flags: ["json"])
     if arguments.flag("help") || arguments.positional.isEmpty {
@@ -50,7 +52,9 @@ enum BenchCommand {
       return arguments.flag("help") ? 0 : 64
     }
     guard arguments.positional == ["encoder"] else {
-      throw .usage("unknown benchmark '\(arguments.positional.joined(separator: " "))' (try: bench encoder)")
+      throw .usage(
+        "unknown benchmark '\(arguments.positional.joined(separator: " "))' (try: bench encoder, bench detector)"
+      )
     }
     let lengths = try arguments.integers("lengths", default: [16, 64, 128, 256, 512], in: 2...512)
     let runs = try arguments.integer("runs", default: 30, in: 20...100_000)
@@ -66,38 +70,34 @@ enum BenchCommand {
     let json = arguments.flag("json")
     let output = OutputWriter()
     if !json {
-      try output.write(
+      try show(
         "encoder: \(configuration.layerCount) layers, hidden \(configuration.hiddenSize), "
           + "\(configuration.headCount) heads; \(ProcessInfo.processInfo.activeProcessorCount) CPUs\n"
-          + "resident memory after loading: \(memory.residentMegabytes) MB\n")
-      try output.flush()
+          + "resident memory after loading: \(memory.residentMegabytes) MB\n", on: output)
     }
     for threads in threadSettings {
       BLAS.threadCount = threads
       if !json {
-        try output.write(
+        try show(
           "\nBLAS threads: \(BLAS.threadCount)\n"
             + "tokens  b1 median ms  b1 min ms  b1 max ms  b1 GFLOP/s  b\(batch) ms/prompt  prompts/s  "
-            + "b\(batch) GFLOP/s\n")
-        try output.flush()
+            + "b\(batch) GFLOP/s\n", on: output)
       }
       for tokens in lengths {
         let row = try measure(
           encoder: encoder, tokens: tokens, runs: runs, batch: batch, threads: BLAS.threadCount)
-        try output.write(json ? jsonLine(row) : tableLine(row, batch: batch))
-        try output.flush()
+        try show(json ? jsonLine(row) : tableLine(row, batch: batch), on: output)
       }
     }
     if !json {
       let after = ProcessMemory.read()
-      try output.write("\npeak resident memory: \(after.peakMegabytes) MB\n")
-      try output.flush()
+      try show("\npeak resident memory: \(after.peakMegabytes) MB\n", on: output)
     }
     return 0
   }
 
   /// Synthetic ids: `[CLS]`, seeded ordinary vocabulary ids, `[SEP]`; `[tokens]`.
-  private static func prompt(tokens: Int, seed: UInt64, encoder: TextEncoder) -> [Int] {
+  static func prompt(tokens: Int, seed: UInt64, encoder: TextEncoder) -> [Int] {
     // Ordinary vocabulary ids: 1000 ..< 29000 for BERT's 30522 tokens (as tooling/bench/
     // pytorch_encoder.py), scaled down for tiny test vocabularies.
     let vocabulary = encoder.model.configuration.vocabularySize
@@ -144,19 +144,31 @@ enum BenchCommand {
     }
   }
 
-  private static func median(_ sorted: [Double]) -> Double {
+  /// Writes `text` and flushes at once (benchmarks print each row as it is measured).
+  static func show(_ text: String, on output: OutputWriter) throws(CommandError) {
+    try output.write(text)
+    try output.flush()
+  }
+
+  /// The median of ascending values (0 for none).
+  static func median(_ sorted: [Double]) -> Double {
     guard !sorted.isEmpty else { return 0 }
     let middle = sorted.count / 2
     return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
   }
 
+  /// `value` with `digits` decimals, right-aligned in `width` columns.
+  static func cell(_ value: Double, _ width: Int, _ digits: Int = 2) -> String {
+    pad(String(format: "%.\(digits)f", value), width)
+  }
+
+  /// `text` right-aligned in `width` columns.
+  static func pad(_ text: String, _ width: Int) -> String {
+    String(repeating: " ", count: max(0, width - text.count)) + text
+  }
+
   private static func tableLine(_ row: Row, batch: Int) -> String {
-    func cell(_ value: Double, _ width: Int, _ digits: Int = 2) -> String {
-      let text = String(format: "%.\(digits)f", value)
-      return String(repeating: " ", count: max(0, width - text.count)) + text
-    }
-    let tokens = String(row.tokens)
-    return String(repeating: " ", count: max(0, 6 - tokens.count)) + tokens
+    pad(String(row.tokens), 6)
       + cell(row.medianMilliseconds, 14) + cell(row.minimumMilliseconds, 11)
       + cell(row.maximumMilliseconds, 11)
       + cell(row.gflops, 12, 1) + cell(row.batchedMillisecondsPerPrompt, 5 + "b\(batch) ms/prompt".count)

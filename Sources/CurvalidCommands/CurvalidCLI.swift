@@ -20,7 +20,9 @@ public enum CurvalidCLI {
 
   static let commands: [Command] = [
     Command(name: "embed", summary: "print one embedding per token of a prompt", run: EmbedCommand.run),
-    Command(name: "bench", summary: "measure speed (bench encoder, bench service)", run: BenchCommand.run),
+    Command(
+      name: "bench", summary: "measure speed (bench encoder, bench detector, bench service)",
+      run: BenchCommand.run),
     Command(name: "train", summary: "train a detector and write a model bundle", run: TrainCommand.run),
     Command(
       name: "evaluate", summary: "metrics per family, leave-one-family-out, presets side by side",

@@ -64,31 +64,62 @@ public final class Detector: PromptScoring {
       }
     }
     guard !valid.isEmpty else { return results }
+    let decisions: [Decision]
     do {
-      let embedded = try embeddings.embedUncached(valid.map { prompts[$0] })
-      let evaluations = try bundle.model.evaluate(embedded, explain: explain)
-      for (slot, index) in valid.enumerated() {
-        let evaluation = evaluations[slot]
-        var explanation: Decision.Explanation?
-        if explain {
-          let ids = embedded[slot].ids
-          explanation = Decision.Explanation(
-            topTokens: evaluation.curvaturePositions.compactMap { entry in
-              ids.indices.contains(entry.position)
-                ? (
-                  token: encoder.token(for: ids[entry.position]), position: entry.position, value: entry.value
-                ) : nil
-            },
-            nearestBenignDistances: evaluation.nearestBenignDistances)
-        }
-        results[index] = .success(
-          Decision(
-            score: evaluation.score, threshold: bundle.threshold, tokens: evaluation.tokens,
-            features: evaluation.features, explanation: explanation))
-      }
+      decisions = try decide(embed(valid.map { prompts[$0] }), explain: explain)
     } catch {
       for index in valid { results[index] = .failure(error) }
+      return results
     }
+    for (slot, index) in valid.enumerated() { results[index] = .success(decisions[slot]) }
     return results
+  }
+
+  /// The encoder part of `score`: WordPiece tokenization and the encoder forward pass, keeping the
+  /// bundle's `maxWindows` windows per prompt.
+  ///
+  /// `score` is `decide(embed(prompts), explain:)` for non-empty prompts; the two halves are
+  /// separate so that `curvalid bench detector` can time them apart (issue 6: the part after the
+  /// encoder must add at most 20% to the encoder's time).
+  ///
+  /// - Throws: `DetectionError(.internalError)` when the encoder fails.
+  public func embed(_ prompts: [String]) throws(DetectionError) -> [PromptEmbedding] {
+    try embeddings.embedUncached(prompts)
+  }
+
+  /// Everything `score` does after the encoder: the feature network, every feature block, the
+  /// classifier and the decisions (with `explain`, the explanation too).
+  ///
+  /// - Parameters:
+  ///   - embedded: Prompts from `embed(_:)`.
+  ///   - explain: Whether to add explanations.
+  /// - Returns: One decision per prompt, in order.
+  /// - Throws: `DetectionError` when a block fails or the stored networks are malformed.
+  public func decide(_ embedded: [PromptEmbedding], explain: Bool) throws(DetectionError) -> [Decision] {
+    try decide(embedded, explain: explain, stages: nil)
+  }
+
+  /// `decide(_:explain:)`, timing the model's stages into `stages` (see
+  /// `ScoringModel.evaluate(_:explain:stages:)`).
+  package func decide(_ embedded: [PromptEmbedding], explain: Bool, stages: StageClock?)
+    throws(DetectionError) -> [Decision]
+  {
+    let evaluations = try bundle.model.evaluate(embedded, explain: explain, stages: stages)
+    return zip(embedded, evaluations).map { embedding, evaluation in
+      var explanation: Decision.Explanation?
+      if explain {
+        let ids = embedding.ids
+        explanation = Decision.Explanation(
+          topTokens: evaluation.curvaturePositions.compactMap { entry in
+            ids.indices.contains(entry.position)
+              ? (token: encoder.token(for: ids[entry.position]), position: entry.position, value: entry.value)
+              : nil
+          },
+          nearestBenignDistances: evaluation.nearestBenignDistances)
+      }
+      return Decision(
+        score: evaluation.score, threshold: bundle.threshold, tokens: evaluation.tokens,
+        features: evaluation.features, explanation: explanation)
+    }
   }
 }

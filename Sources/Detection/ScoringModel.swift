@@ -107,15 +107,21 @@ public final class ScoringModel: Sendable {
   /// Wire names of the reported features, in order.
   public var wireNames: [String] { blocks.flatMap(\.wireNames) }
 
-  /// Runs the feature network (if any) and every block's `extract`.
+  /// Runs the feature network (if any) and every block's `extract`; `stages`, when given, receives
+  /// the time of the feature network and of each block's `extract`.
   ///
   /// - Returns: One raw matrix per block, `[batch, rawWidth]`, and the network outputs.
-  func rawFeatures(_ embeddings: [PromptEmbedding], networks: NetworkPair) -> ([Matrix], NetworkOutputs?) {
-    let outputs = featureNetwork.flatMap { model in
-      networks.feature.map { model.outputs(embeddings, network: $0) }
+  func rawFeatures(_ embeddings: [PromptEmbedding], networks: NetworkPair, stages: StageClock? = nil)
+    -> ([Matrix], NetworkOutputs?)
+  {
+    let outputs = StageClock.time("feature_network", on: stages) {
+      featureNetwork.flatMap { model in networks.feature.map { model.outputs(embeddings, network: $0) } }
     }
     let batch = FeatureBatch(embeddings: embeddings, network: outputs)
-    return (blocks.map { $0.extract(batch) }, outputs)
+    return (
+      blocks.map { block in StageClock.time(type(of: block).name, on: stages) { block.extract(batch) } },
+      outputs
+    )
   }
 
   /// Concatenates the blocks' transformed rows: `[batch, featureWidth]`.
@@ -163,16 +169,31 @@ public final class ScoringModel: Sendable {
   public func evaluate(_ embeddings: [PromptEmbedding], explain: Bool) throws(DetectionError)
     -> [PromptEvaluation]
   {
+    try evaluate(embeddings, explain: explain, stages: nil)
+  }
+
+  /// `evaluate(_:explain:)`, timing its stages into `stages` (for `curvalid bench detector`): the
+  /// feature network (`feature_network`), each block's `extract` and `transform` under the block's
+  /// name, and standardization with the classifier (`classifier`).
+  package func evaluate(_ embeddings: [PromptEmbedding], explain: Bool, stages: StageClock?)
+    throws(DetectionError) -> [PromptEvaluation]
+  {
     guard !embeddings.isEmpty else { return [] }
     let networks = try pool.take(self)
     defer { pool.give(networks) }
-    let (raw, outputs) = rawFeatures(embeddings, networks: networks)
+    let (raw, outputs) = rawFeatures(embeddings, networks: networks, stages: stages)
     var transformed: [Matrix] = []
-    for (block, rows) in zip(blocks, raw) { transformed.append(try block.transform(rows, trainingRows: [])) }
-    let features = Self.concatenate(transformed)
-    let scores = Self.probabilities(
-      Self.standardize(features, mean: featureMean, deviation: featureDeviation),
-      classifier: networks.classifier)
+    for (block, rows) in zip(blocks, raw) {
+      transformed.append(
+        try StageClock.time(type(of: block).name, on: stages) { () throws(DetectionError) in
+          try block.transform(rows, trainingRows: [])
+        })
+    }
+    let scores = StageClock.time("classifier", on: stages) {
+      Self.probabilities(
+        Self.standardize(Self.concatenate(transformed), mean: featureMean, deviation: featureDeviation),
+        classifier: networks.classifier)
+    }
     var wire: [[Decision.Feature]] = Array(repeating: [], count: embeddings.count)
     for (block, part) in zip(blocks, transformed) where !block.wireNames.isEmpty {
       for row in 0..<part.rows {
@@ -213,6 +234,31 @@ public final class ScoringModel: Sendable {
       .map { (position: $0 + 1 + centre, value: profile.values[$0]) }
     return Array(
       pairs.sorted { $0.value > $1.value || ($0.value == $1.value && $0.position < $1.position) }.prefix(5))
+  }
+}
+
+/// Wall-clock seconds per named stage, summed over calls (`ScoringModel.evaluate(_:explain:stages:)`).
+///
+/// Not thread-safe: one clock per caller.
+package final class StageClock {
+  /// Stage names in first-seen order.
+  package private(set) var names: [String] = []
+  /// Summed seconds per stage.
+  package private(set) var seconds: [String: Double] = [:]
+
+  package init() {}
+
+  /// Runs `body`, adding its wall-clock time to `stage` on `clock` (just runs it without a clock).
+  static func time<T, E: Error>(_ stage: String, on clock: StageClock?, _ body: () throws(E) -> T) throws(E)
+    -> T
+  {
+    guard let clock else { return try body() }
+    let start = DispatchTime.now().uptimeNanoseconds
+    defer {
+      if clock.seconds[stage] == nil { clock.names.append(stage) }
+      clock.seconds[stage, default: 0] += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    }
+    return try body()
   }
 }
 
