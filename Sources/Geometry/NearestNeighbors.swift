@@ -226,9 +226,19 @@ public struct NearestNeighbors: Sendable {
               c.update(repeating: 0)
               return
             }
-            BLAS.gemm(
-              transposeB: true, m: rows, n: references, k: columns,
-              a: aBase, lda: columns, b: bBase, ldb: columns, c: cBase, ldc: references)
+            if rows <= 4 {
+              // A few queries (a served prompt): one pass over the references per query, without
+              // the GEMM's copy of the whole reference set into its packed layout.
+              for r in 0..<rows {
+                BLAS.gemv(
+                  m: references, n: columns, a: bBase, lda: columns, x: aBase + r * columns,
+                  y: cBase + r * references)
+              }
+            } else {
+              BLAS.gemm(
+                transposeB: true, m: rows, n: references, k: columns,
+                a: aBase, lda: columns, b: bBase, ldb: columns, c: cBase, ldc: references)
+            }
           }
         }
       }

@@ -94,6 +94,44 @@ public enum BLAS {
     }
   }
 
+  /// `y ← A · x` for a row-major `A [m, n]` (`cblas_sgemv`), its rows split across the team when
+  /// there are at least `splitMultiplyAdds / 4` multiply-adds.
+  ///
+  /// A product with one vector reads `A` once; `gemm` with `m = 1` would first copy all of it
+  /// into OpenBLAS's packed layout, which for a large `A` costs more than the product.
+  /// - Parameters:
+  ///   - a: `[m, n]` with row stride `lda ≥ n`.
+  ///   - x: `[n]`.
+  ///   - y: `[m]`, overwritten.
+  public static func gemv(
+    m: Int, n: Int, a: UnsafePointer<Float>, lda: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>
+  ) {
+    guard m > 0 else { return }
+    guard n > 0 else {
+      y.update(repeating: 0, count: m)
+      return
+    }
+    let team = currentTeam
+    let parts = m * n >= splitMultiplyAdds / 4 ? min(team.size, max(1, m / 64)) : 1
+    let addresses = (a: UInt(bitPattern: a), x: UInt(bitPattern: x), y: UInt(bitPattern: y))
+    let rows = { (part: Int) in
+      let start = m * part / parts
+      let end = m * (part + 1) / parts
+      guard end > start, let a = UnsafePointer<Float>(bitPattern: addresses.a),
+        let x = UnsafePointer<Float>(bitPattern: addresses.x),
+        let y = UnsafeMutablePointer<Float>(bitPattern: addresses.y)
+      else { return }
+      cblas_sgemv(
+        CblasRowMajor, CblasNoTrans, Int32(end - start), Int32(n), 1, a + start * lda, Int32(lda), x, 1, 0,
+        y + start, 1)
+    }
+    if parts <= 1 {
+      rows(0)
+    } else {
+      team.run { part in if part < parts { rows(part) } }
+    }
+  }
+
   /// `C ← alpha · A · B + beta · C` (no transposes) with one single-threaded `cblas_sgemm` on the
   /// calling thread, for callers that split the work across the team themselves.
   static func sgemmOnCallingThread(

@@ -98,6 +98,33 @@ final class BLASTests: XCTestCase {
     }
   }
 
+  func testMatrixVectorProductMatchesLoops() {
+    let saved = BLAS.threadCount
+    defer { BLAS.threadCount = saved }
+    var rng = SeededGenerator(seed: 13)
+    for threads in [1, 2, 3] {
+      BLAS.threadCount = threads
+      // Small (one thread) and large enough to split the rows; a row stride wider than n.
+      for (m, n, lda) in [(1, 1, 1), (5, 3, 4), (6544, 128, 128), (3000, 100, 120)] {
+        let a = rng.matrix(rows: m, columns: lda)
+        let x = rng.matrix(rows: 1, columns: n).storage
+        var y = [Float](repeating: .nan, count: m)
+        a.storage.withUnsafeBufferPointer { pa in
+          x.withUnsafeBufferPointer { px in
+            y.withUnsafeMutableBufferPointer { py in
+              BLAS.gemv(m: m, n: n, a: pa.firstAddress, lda: lda, x: px.firstAddress, y: py.firstAddress)
+            }
+          }
+        }
+        let expected = (0..<m).map { i in
+          Float((0..<n).reduce(0.0) { $0 + Double(a[i, $1]) * Double(x[$1]) })
+        }
+        XCTAssertTrue(
+          allClose(y, expected, absolute: 1e-4, relative: 1e-4), "threads=\(threads) m=\(m) n=\(n)")
+      }
+    }
+  }
+
   func testThreadCountIsSettable() {
     let before = BLAS.threadCount
     BLAS.threadCount = 1
