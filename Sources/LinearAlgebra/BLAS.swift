@@ -62,7 +62,8 @@ public enum BLAS {
     guard m > 0, n > 0 else { return }
     let team = currentTeam
     let parts = team.size
-    guard parts > 1, m * n * k >= splitMultiplyAdds, n >= 32 * parts || m >= 8 * parts else {
+    // Inside a team job (an attention chunk) the team is busy: one call on this thread.
+    guard parts > 1, m * n * k >= splitMultiplyAdds, n >= 32 * parts || m >= 8 * parts, !team.isBusy else {
       sgemm(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
       return
     }

@@ -43,6 +43,9 @@ final class WorkerTeam: @unchecked Sendable {
     }
   }
 
+  /// Whether a job is running now (a hint: it may change at once; `run` is correct either way).
+  var isBusy: Bool { busy.load(ordering: .relaxed) }
+
   /// Waits for the running job, if any, then lets the helpers exit. Later `run` calls still work,
   /// on the calling thread alone.
   func stop() {
