@@ -2,8 +2,9 @@
 ///
 /// `output [rows, n] = activation(residual [rows, n] + bias [n] + input [rows, k] · weight [k, n])`.
 ///
-/// The output columns are split across `BLAS.threadCount` team members (at multiples of 16). Each
-/// member writes the bias (and residual) into its column slice, lets one `cblas_sgemm` add the
+/// The output is split across `BLAS.threadCount` team members, by columns (at multiples of 16) when
+/// there are at least as many columns as rows, else by rows. Each member writes the bias (and
+/// residual) into its slice, lets one `cblas_sgemm` add the
 /// product (`beta = 1`), and applies the activation to the slice while it is still in cache: one
 /// hand-off per layer instead of three (initialise, multiply, activate), and no serial pass.
 public enum Affine {
@@ -31,8 +32,12 @@ public enum Affine {
   ) {
     guard rows > 0, outputWidth > 0 else { return }
     let team = BLAS.currentTeam
+    // Each member packs its part of the operands: a column slice of the weights and all input
+    // rows, or a row slice of the input and all the weights. Cutting the larger side packs less.
+    let byColumns = outputWidth >= rows
     let parts =
-      rows * inputWidth * outputWidth >= BLAS.splitMultiplyAdds ? max(1, min(team.size, outputWidth / 32)) : 1
+      rows * inputWidth * outputWidth < BLAS.splitMultiplyAdds
+      ? 1 : max(1, min(team.size, byColumns ? outputWidth / 32 : rows / 8))
     let addresses = (
       input: UInt(bitPattern: input), weight: UInt(bitPattern: weight), bias: UInt(bitPattern: bias),
       residual: residual.map { UInt(bitPattern: $0) }, output: UInt(bitPattern: output)
@@ -44,11 +49,18 @@ public enum Affine {
         let output = UnsafeMutablePointer<Float>(bitPattern: addresses.output)
       else { return }
       let residual = addresses.residual.flatMap { UnsafePointer<Float>(bitPattern: $0) }
-      let start = part == 0 ? 0 : (outputWidth * part / parts + 8) / 16 * 16
-      let end = part == parts - 1 ? outputWidth : (outputWidth * (part + 1) / parts + 8) / 16 * 16
+      // Columns start..<end of rows first..<last.
+      var (first, last, start, end) = (0, rows, 0, outputWidth)
+      if byColumns {
+        if part > 0 { start = (outputWidth * part / parts + 8) / 16 * 16 }
+        if part < parts - 1 { end = (outputWidth * (part + 1) / parts + 8) / 16 * 16 }
+      } else {
+        first = rows * part / parts
+        last = rows * (part + 1) / parts
+      }
       let width = end - start
-      guard width > 0 else { return }
-      for r in 0..<rows {
+      guard width > 0, last > first else { return }
+      for r in first..<last {
         let row = output + r * outputWidth
         if let residual {
           let source = residual + r * outputWidth
@@ -58,10 +70,11 @@ public enum Affine {
         }
       }
       BLAS.sgemmOnCallingThread(
-        m: rows, n: width, k: inputWidth, a: input, lda: inputWidth, b: weight + start,
-        ldb: outputWidth, beta: 1, c: output + start, ldc: outputWidth)
+        m: last - first, n: width, k: inputWidth, a: input + first * inputWidth, lda: inputWidth,
+        b: weight + start, ldb: outputWidth, beta: 1, c: output + first * outputWidth + start,
+        ldc: outputWidth)
       if activation == .gelu {
-        for r in 0..<rows {
+        for r in first..<last {
           VectorOps.geluSerial(output + r * outputWidth + start, count: width)
         }
       }

@@ -67,10 +67,10 @@ public enum BLAS {
       sgemm(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
       return
     }
-    // Split the output columns when there are enough of them (each part then reads a slice of
-    // B, which for the encoder is the weight matrix), otherwise the rows. Columns are cut at
-    // multiples of 16 so every part keeps whole vector-kernel panels.
-    let byColumns = n >= 32 * parts
+    // Each part packs a column slice of B and all of A, or a row slice of A and all of B: split
+    // the larger side (when it is wide enough). Columns are cut at multiples of 16 so every part
+    // keeps whole vector-kernel panels.
+    let byColumns = n >= 32 * parts && (n >= m || m < 8 * parts)
     let addresses = (a: UInt(bitPattern: a), b: UInt(bitPattern: b), c: UInt(bitPattern: c))
     team.run { part in
       guard let a = UnsafePointer<Float>(bitPattern: addresses.a),
