@@ -82,9 +82,65 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
     public var learningRate: Float = 0.001
     /// Coupled L2 coefficient.
     public var l2: Float = 0.0001
+    /// Networks trained from independent seeds whose scores are averaged into the one feature
+    /// (absent in older bundles: 1).
+    public var ensemble: Int = 1
+    /// With `ensemble ≥ 2`: member `m` trains only on the training groups of fold `m` (of
+    /// `ensemble` folds by group), and each training prompt's feature is the score of the member
+    /// that did not see it (out-of-fold), so the classifier learns from honest scores. Other
+    /// prompts get the members' mean. Absent in older bundles: `false`.
+    public var outOfFold: Bool = false
+    /// Kernel width of each ensemble member, cycled (`[2, 3, 5]`: member `i` uses entry
+    /// `i mod 3`); empty: every member uses `kernelSize`. Absent in older bundles: empty.
+    public var memberKernelSizes: [Int] = []
+
+    /// The kernel width of ensemble member `member`.
+    public func kernelSize(member: Int) -> Int {
+      memberKernelSizes.isEmpty ? kernelSize : memberKernelSizes[member % memberKernelSizes.count]
+    }
 
     /// The default settings.
     public init() {}
+
+    enum CodingKeys: String, CodingKey {
+      case crop, filters, kernelSize, epochs, batchSize, learningRate, l2, ensemble, outOfFold
+      case memberKernelSizes
+    }
+
+    /// Encodes the settings; fields added after the first release are written only when they
+    /// differ from their defaults, so a configuration without them keeps its stored JSON (and a
+    /// retrained bundle its bytes).
+    public func encode(to encoder: any Encoder) throws {
+      var container = encoder.container(keyedBy: CodingKeys.self)
+      try container.encode(crop, forKey: .crop)
+      try container.encode(filters, forKey: .filters)
+      try container.encode(kernelSize, forKey: .kernelSize)
+      try container.encode(epochs, forKey: .epochs)
+      try container.encode(batchSize, forKey: .batchSize)
+      try container.encode(learningRate, forKey: .learningRate)
+      try container.encode(l2, forKey: .l2)
+      let everyField = encoder.userInfo[DetectorConfiguration.everyFieldKey] as? Bool == true
+      if everyField || ensemble != 1 { try container.encode(ensemble, forKey: .ensemble) }
+      if everyField || outOfFold { try container.encode(outOfFold, forKey: .outOfFold) }
+      if everyField || !memberKernelSizes.isEmpty {
+        try container.encode(memberKernelSizes, forKey: .memberKernelSizes)
+      }
+    }
+
+    /// Decodes stored settings; fields added after the first release fall back to their defaults.
+    public init(from decoder: any Decoder) throws {
+      let container = try decoder.container(keyedBy: CodingKeys.self)
+      crop = try container.decode(Int.self, forKey: .crop)
+      filters = try container.decode(Int.self, forKey: .filters)
+      kernelSize = try container.decode(Int.self, forKey: .kernelSize)
+      epochs = try container.decode(Int.self, forKey: .epochs)
+      batchSize = try container.decode(Int.self, forKey: .batchSize)
+      learningRate = try container.decode(Float.self, forKey: .learningRate)
+      l2 = try container.decode(Float.self, forKey: .l2)
+      ensemble = try container.decodeIfPresent(Int.self, forKey: .ensemble) ?? 1
+      outOfFold = try container.decodeIfPresent(Bool.self, forKey: .outOfFold) ?? false
+      memberKernelSizes = try container.decodeIfPresent([Int].self, forKey: .memberKernelSizes) ?? []
+    }
   }
 
   /// Feature blocks feeding the classifier, by registry name (`FeatureBlockRegistry`).
@@ -113,6 +169,14 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
   public init(features: [String]) {
     self.features = features
   }
+
+  /// Encoder `userInfo` key: when `true`, settings write every field, defaults included.
+  static let everyFieldKey: CodingUserInfoKey = {
+    guard let key = CodingUserInfoKey(rawValue: "curvalid.everyField") else {
+      preconditionFailure("a constant CodingUserInfoKey is always valid")
+    }
+    return key
+  }()
 
   /// The names of the presets.
   public static let presetNames = ["reference", "embedding-logistic", "default"]
@@ -166,7 +230,10 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
     let path = key.split(separator: ".").map(String.init)
     let data: Data
     do {
-      data = try JSONEncoder().encode(self)
+      // Every field, so that overrides may name fields left out of stored JSON at their defaults.
+      let encoder = JSONEncoder()
+      encoder.userInfo[Self.everyFieldKey] = true
+      data = try encoder.encode(self)
     } catch {
       throw DetectionError(.internalError, "cannot encode the configuration: \(error)")
     }
@@ -258,6 +325,11 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
       try require(
         cnn.filters >= 1 && cnn.epochs >= 1 && cnn.batchSize >= 1, "supervisedCNN sizes must be ≥ 1")
       try require(cnn.learningRate > 0 && cnn.l2 >= 0, "supervisedCNN learningRate > 0, l2 ≥ 0")
+      try require(cnn.ensemble >= 1 && cnn.ensemble <= 16, "supervisedCNN.ensemble in 1…16")
+      try require(!cnn.outOfFold || cnn.ensemble >= 2, "supervisedCNN.outOfFold needs ensemble ≥ 2")
+      try require(
+        cnn.memberKernelSizes.allSatisfy { $0 >= 1 && $0 <= cnn.crop },
+        "supervisedCNN.memberKernelSizes must lie in 1…crop")
     }
   }
 

@@ -111,7 +111,8 @@ public enum DetectorTraining {
       guard var supervised = blocks[index] as? any SupervisedFeatureBlock else { continue }
       try supervised.train(
         indices: train, isAttack: train.map(isPositive), families: train.map { records[$0].family },
-        load: load, random: &random, progress: progress)
+        groups: train.map { records[$0].group.isEmpty ? records[$0].text : records[$0].group }, load: load,
+        random: &random, progress: progress)
       blocks[index] = supervised
     }
     let unfitted = ScoringModel(

@@ -154,4 +154,10 @@ public struct FeatureBatch: Sendable {
 
   /// Number of prompts.
   public var count: Int { embeddings.count }
+
+  /// A batch of prompts with the feature network's outputs, if any.
+  package init(embeddings: [PromptEmbedding], network: NetworkOutputs?) {
+    self.embeddings = embeddings
+    self.network = network
+  }
 }

@@ -12,11 +12,12 @@ public protocol SupervisedFeatureBlock: FeatureBlock {
   ///   - indices: Corpus indices of the training prompts, `[n]`.
   ///   - isAttack: `[n]`, whether each prompt is a positive.
   ///   - families: `[n]`, each prompt's family (for family-balanced weights).
+  ///   - groups: `[n]`, each prompt's group (near-duplicates share one; for grouped folds).
   ///   - load: Loads the embeddings of corpus indices.
   ///   - random: The pipeline's generator (the block forks it).
   ///   - progress: Receives epoch progress.
   mutating func train(
-    indices: [Int], isAttack: [Bool], families: [String],
+    indices: [Int], isAttack: [Bool], families: [String], groups: [String],
     load: (ArraySlice<Int>) throws(DetectionError) -> [PromptEmbedding], random: inout NetworkRandom,
     progress: ProgressReporter?
   ) throws(DetectionError)
@@ -28,8 +29,13 @@ public protocol SupervisedFeatureBlock: FeatureBlock {
 /// Trained benign vs attack on random crops of at most `crop` tokens (so length is no shortcut;
 /// the crop position is seeded), benign and attack classes balanced, attack loss weighted by
 /// `1/√(family size)`. At inference it scores sliding `crop`-token windows (stride `crop/2`) over
-/// the kept token rows and reports the largest logit difference `logit(attack) − logit(benign)`
-/// as its one feature, `supervised_cnn`.
+/// the kept token rows; a network's score is the largest logit difference
+/// `logit(attack) − logit(benign)` over the windows.
+///
+/// With `ensemble = m`, `m` networks are trained from independent seeds; the raw rows hold every
+/// member's score (`[batch, m]`) and the one feature, `supervised_cnn`, is their mean. With
+/// `outOfFold`, member `i` trains on the training groups outside fold `i`, and a training prompt's
+/// feature is the score of the member that held it out.
 public struct SupervisedTokenCNNBlock: SupervisedFeatureBlock {
   public static let name = "supervised_cnn"
   public static let needsFeatureNetwork = false
@@ -37,10 +43,16 @@ public struct SupervisedTokenCNNBlock: SupervisedFeatureBlock {
   public let settings: DetectorConfiguration.SupervisedCNN
   /// Encoder width `d`.
   public let hiddenSize: Int
-  public let rawWidth = 1
+  /// One raw column per ensemble member.
+  public var rawWidth: Int { settings.ensemble }
+  public var width: Int { 1 }
   public let wireNames = ["supervised_cnn"]
-  /// The trained tensors (names `block.supervised_cnn.*`), empty until trained or loaded.
+  /// The trained tensors of every member (names `block.supervised_cnn.*` for member 0,
+  /// `block.supervised_cnn.member<i>.*` for member `i ≥ 1`), empty until trained or loaded.
   public private(set) var tensors: [NamedTensor] = []
+  /// During training only: the fold (`0..<ensemble`) of each training row, in the order `train`
+  /// received them (empty unless `outOfFold`; not stored in bundles).
+  private(set) var trainingFolds: [Int] = []
 
   static let prefix = "block.supervised_cnn"
 
@@ -49,14 +61,21 @@ public struct SupervisedTokenCNNBlock: SupervisedFeatureBlock {
     hiddenSize = context.hiddenSize
   }
 
+  /// The tensor-name prefix of ensemble member `member`.
+  static func prefix(member: Int) -> String {
+    member == 0 ? prefix : "\(prefix).member\(member)"
+  }
+
   /// A freshly initialised network: `[batch, crop, d]` → logits `[batch, 2]`.
   static func architecture(
-    _ settings: DetectorConfiguration.SupervisedCNN, hiddenSize: Int, random: inout NetworkRandom
+    _ settings: DetectorConfiguration.SupervisedCNN, hiddenSize: Int, member: Int = 0,
+    random: inout NetworkRandom
   ) -> Sequential {
-    Sequential([
+    let prefix = prefix(member: member)
+    return Sequential([
       Conv1D(
         name: "\(prefix).conv", inputChannels: hiddenSize, outputChannels: settings.filters,
-        kernelSize: settings.kernelSize, activation: .relu, random: &random),
+        kernelSize: settings.kernelSize(member: member), activation: .relu, random: &random),
       GlobalPooling(mode: .meanAndMax),
       Dense(
         name: "\(prefix).output", inputFeatures: 2 * settings.filters, outputFeatures: 2, random: &random),
@@ -90,30 +109,89 @@ public struct SupervisedTokenCNNBlock: SupervisedFeatureBlock {
     return starts
   }
 
-  public mutating func train(
-    indices: [Int], isAttack: [Bool], families: [String],
-    load: (ArraySlice<Int>) throws(DetectionError) -> [PromptEmbedding], random: inout NetworkRandom,
-    progress: ProgressReporter?
-  ) throws(DetectionError) {
+  /// The fold (`0..<folds`) of a group: a stable FNV-1a hash of its text.
+  package static func fold(ofGroup group: String, folds: Int) -> Int {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for byte in group.utf8 {
+      hash ^= UInt64(byte)
+      hash = hash &* 0x100_0000_01b3
+    }
+    return Int((hash >> 11) % UInt64(max(folds, 1)))
+  }
+
+  /// Training weights `[n]`: the two classes balanced; within attacks, each family weighs in
+  /// proportion to √(its size), so each attack weighs `1/√(family size)` up to a constant.
+  package static func sampleWeights(isAttack: [Bool], families: [String]) -> [Float] {
     let attacks = isAttack.filter { $0 }.count
     let benign = isAttack.count - attacks
-    guard attacks > 0, benign > 0 else {
-      throw DetectionError(.invalidInput, "supervised_cnn needs benign and attack training prompts")
-    }
-    // Class-balanced weights; within attacks, each family weighs in proportion to √(its size).
     var familySizes: [String: Int] = [:]
     for (attack, family) in zip(isAttack, families) where attack { familySizes[family, default: 0] += 1 }
     let raw = zip(isAttack, families).map { attack, family in
       attack ? 1 / Float(familySizes[family] ?? 1).squareRoot() : 0
     }
-    let rawSum = raw.reduce(0, +)
+    let rawSum = max(raw.reduce(0, +), .leastNormalMagnitude)
     let total = Float(isAttack.count)
-    let weights = zip(isAttack, raw).map { attack, value in
-      attack ? total / 2 * value / rawSum : total / (2 * Float(benign))
+    return zip(isAttack, raw).map { attack, value in
+      attack ? total / 2 * value / rawSum : total / (2 * Float(max(benign, 1)))
     }
+  }
 
+  /// Averages member scores `[rows, members]` into the feature `[rows, 1]`; a row with a fold in
+  /// `folds` (out-of-fold training rows) takes that member's score instead.
+  ///
+  /// - Parameters:
+  ///   - raw: `[rows, members]`.
+  ///   - folds: `[rows]`, the held-out member of each row, or `nil` for the mean.
+  package static func combine(_ raw: Matrix, folds: [Int?]) -> Matrix {
+    let members = raw.columns
+    var result = [Float](repeating: 0, count: raw.rows)
+    for row in 0..<raw.rows {
+      if row < folds.count, let fold = folds[row], fold >= 0, fold < members {
+        result[row] = raw.storage[row * members + fold]
+      } else if members > 0 {
+        var sum: Float = 0
+        for member in 0..<members { sum += raw.storage[row * members + member] }
+        result[row] = sum / Float(members)
+      }
+    }
+    return Matrix(rows: raw.rows, columns: 1, storage: result)
+  }
+
+  public mutating func train(
+    indices: [Int], isAttack: [Bool], families: [String], groups: [String],
+    load: (ArraySlice<Int>) throws(DetectionError) -> [PromptEmbedding], random: inout NetworkRandom,
+    progress: ProgressReporter?
+  ) throws(DetectionError) {
+    guard isAttack.contains(true), isAttack.contains(false) else {
+      throw DetectionError(.invalidInput, "supervised_cnn needs benign and attack training prompts")
+    }
+    let members = settings.ensemble
+    let folds = settings.outOfFold ? groups.map { Self.fold(ofGroup: $0, folds: members) } : []
+    var trained: [NamedTensor] = []
+    for member in 0..<members {
+      let kept = settings.outOfFold ? indices.indices.filter { folds[$0] != member } : Array(indices.indices)
+      let keptAttack = kept.map { isAttack[$0] }
+      guard keptAttack.contains(true), keptAttack.contains(false) else {
+        throw DetectionError(
+          .invalidInput, "supervised_cnn member \(member + 1): its folds lack benign or attack prompts")
+      }
+      trained += try trainMember(
+        member, indices: kept.map { indices[$0] }, isAttack: keptAttack,
+        weights: Self.sampleWeights(isAttack: keptAttack, families: kept.map { families[$0] }),
+        load: load, random: &random, progress: progress)
+    }
+    tensors = trained
+    trainingFolds = folds
+  }
+
+  /// Trains one member on `indices` and returns its tensors.
+  private func trainMember(
+    _ member: Int, indices: [Int], isAttack: [Bool], weights: [Float],
+    load: (ArraySlice<Int>) throws(DetectionError) -> [PromptEmbedding], random: inout NetworkRandom,
+    progress: ProgressReporter?
+  ) throws(DetectionError) -> [NamedTensor] {
     var generator = random.fork()
-    let network = Self.architecture(settings, hiddenSize: hiddenSize, random: &generator)
+    let network = Self.architecture(settings, hiddenSize: hiddenSize, member: member, random: &generator)
     guard let pooling = network.layers[1] as? GlobalPooling else {
       throw DetectionError(.internalError, "supervised_cnn: unexpected architecture")
     }
@@ -121,12 +199,13 @@ public struct SupervisedTokenCNNBlock: SupervisedFeatureBlock {
     let crop = settings.crop
     let d = hiddenSize
     let chunk = DetectorTraining.chunkSize
+    let label = settings.ensemble > 1 ? "supervised_cnn \(member + 1)/\(settings.ensemble)" : "supervised_cnn"
     for epoch in 0..<settings.epochs {
       var order = Array(indices.indices)
       for i in stride(from: order.count - 1, to: 0, by: -1) {
         order.swapAt(i, Int(generator.next() % UInt64(i + 1)))
       }
-      progress?.begin("supervised_cnn epoch \(epoch + 1)/\(settings.epochs)", total: order.count)
+      progress?.begin("\(label) epoch \(epoch + 1)/\(settings.epochs)", total: order.count)
       var lossSum: Double = 0
       var batches = 0
       var start = 0
@@ -149,7 +228,7 @@ public struct SupervisedTokenCNNBlock: SupervisedFeatureBlock {
             lengths.append(
               Self.fill(
                 &storage, item: item, hidden: hidden, start: offset, crop: crop,
-                kernelSize: settings.kernelSize))
+                kernelSize: settings.kernelSize(member: member)))
             labels.append(isAttack[position] ? 1 : 0)
             sampleWeights.append(weights[position])
           }
@@ -171,28 +250,37 @@ public struct SupervisedTokenCNNBlock: SupervisedFeatureBlock {
       }
       progress?.finish()
       progress?.note(
-        String(format: "supervised_cnn epoch %d: loss %.4f", epoch + 1, lossSum / Double(max(batches, 1))))
+        String(format: "%@ epoch %d: loss %.4f", label, epoch + 1, lossSum / Double(max(batches, 1))))
     }
-    tensors = network.exportTensors()
+    return network.exportTensors()
   }
 
-  /// A network holding the trained weights.
-  func makeNetwork() throws(DetectionError) -> Sequential {
-    var random = NetworkRandom(seed: 0)
-    let network = Self.architecture(settings, hiddenSize: hiddenSize, random: &random)
-    do {
-      try network.importTensors(tensors)
-    } catch {
-      throw DetectionError(.invalidBundle, "supervised_cnn: \(error.message)")
+  /// Networks holding every member's trained weights.
+  func makeNetworks() throws(DetectionError) -> [Sequential] {
+    var networks: [Sequential] = []
+    for member in 0..<settings.ensemble {
+      var random = NetworkRandom(seed: 0)
+      let network = Self.architecture(settings, hiddenSize: hiddenSize, member: member, random: &random)
+      do {
+        try network.importTensors(tensors)
+      } catch {
+        throw DetectionError(.invalidBundle, "supervised_cnn member \(member): \(error.message)")
+      }
+      networks.append(network)
     }
-    return network
+    return networks
   }
 
-  /// Largest window logit difference per prompt, `[batch, 1]` (zeros when untrained).
+  /// Largest window logit difference per prompt and member, `[batch, ensemble]` (zeros when
+  /// untrained).
+  ///
+  /// - Complexity: per window of `w ≤ crop` rows (padded to the longest window of its batch of
+  ///   64), `2 · w · d · f · Σ kernel widths` flops for the convolutions.
   public func extract(_ batch: FeatureBatch) -> Matrix {
-    guard !tensors.isEmpty, let network = try? makeNetwork(),
-      let pooling = network.layers[1] as? GlobalPooling
-    else { return Matrix(rows: batch.count, columns: 1) }
+    let members = settings.ensemble
+    guard !tensors.isEmpty, let networks = try? makeNetworks() else {
+      return Matrix(rows: batch.count, columns: members)
+    }
     let crop = settings.crop
     let d = hiddenSize
     var windows: [(item: Int, start: Int)] = []
@@ -201,28 +289,51 @@ public struct SupervisedTokenCNNBlock: SupervisedFeatureBlock {
         windows.append((item, start))
       }
     }
-    var best = [Float](repeating: -Float.greatestFiniteMagnitude, count: batch.count)
+    var best = [Float](repeating: -Float.greatestFiniteMagnitude, count: batch.count * members)
+    let widestKernel = (0..<members).map { settings.kernelSize(member: $0) }.max() ?? settings.kernelSize
     let step = 64
     var first = 0
     while first < windows.count {
       let part = windows[first..<min(first + step, windows.count)]
-      var storage = [Float](repeating: 0, count: part.count * crop * d)
-      var lengths: [Int] = []
+      // Rows per window; the batch is only as long as its longest window (at least the widest
+      // kernel): padding rows lie outside every valid position, so the scores do not change.
+      let rows = part.map { max(0, min(crop, batch.embeddings[$0.item].hidden.rows - $0.start)) }
+      let length = min(crop, max(rows.max() ?? 0, widestKernel))
+      var storage = [Float](repeating: 0, count: part.count * length * d)
       for (slot, window) in part.enumerated() {
-        lengths.append(
-          Self.fill(
-            &storage, item: slot, hidden: batch.embeddings[window.item].hidden, start: window.start,
-            crop: crop,
-            kernelSize: settings.kernelSize))
+        _ = Self.fill(
+          &storage, item: slot, hidden: batch.embeddings[window.item].hidden, start: window.start,
+          crop: length, kernelSize: 1)
       }
-      guard (try? pooling.setValidLengths(lengths)) != nil else { break }
-      let logits = network.forward(Tensor(shape: [part.count, crop, d], storage: storage), training: false)
-      for (slot, window) in part.enumerated() {
-        best[window.item] = max(best[window.item], logits.storage[slot * 2 + 1] - logits.storage[slot * 2])
+      let input = Tensor(shape: [part.count, length, d], storage: storage)
+      for (member, network) in networks.enumerated() {
+        let kernelSize = settings.kernelSize(member: member)
+        guard let pooling = network.layers[1] as? GlobalPooling,
+          (try? pooling.setValidLengths(rows.map { max(0, $0 - kernelSize + 1) })) != nil
+        else { continue }
+        let logits = network.forward(input, training: false)
+        for (slot, window) in part.enumerated() {
+          let index = window.item * members + member
+          best[index] = max(best[index], logits.storage[slot * 2 + 1] - logits.storage[slot * 2])
+        }
       }
       first += part.count
     }
-    return Matrix(rows: batch.count, columns: 1, storage: best.map { $0.isFinite ? $0 : 0 })
+    return Matrix(rows: batch.count, columns: members, storage: best.map { $0.isFinite ? $0 : 0 })
+  }
+
+  /// The mean of the members' scores, `[rows, 1]`; out-of-fold training rows take the score of
+  /// the member that held them out.
+  public func transform(_ raw: Matrix, trainingRows: [Int?]) throws(DetectionError) -> Matrix {
+    guard raw.columns == settings.ensemble else {
+      throw DetectionError(
+        .internalError, "supervised_cnn: \(raw.columns) raw columns for \(settings.ensemble) members")
+    }
+    let folds = trainingRows.map { row -> Int? in
+      guard let row, row >= 0, row < trainingFolds.count else { return nil }
+      return trainingFolds[row]
+    }
+    return Self.combine(raw, folds: folds)
   }
 
   public func exportTensors() -> [NamedTensor] { tensors }
@@ -233,6 +344,6 @@ public struct SupervisedTokenCNNBlock: SupervisedFeatureBlock {
       throw DetectionError(.invalidBundle, "tensors '\(Self.prefix).*' are missing")
     }
     self.tensors = stored
-    _ = try makeNetwork()
+    _ = try makeNetworks()
   }
 }
