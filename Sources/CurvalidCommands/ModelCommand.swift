@@ -87,6 +87,7 @@ enum ModelCommand {
         "\"corpus\":{\"sha256\":\(JSONText.string(bundle.corpusDigest)),\"counts\":{"
           + counts.map { "\(JSONText.string($0.key)):\($0.value)" }.joined(separator: ",") + "}}",
         "\"configuration\":\(configuration)",
+        "\"blocks\":[" + bundle.configuration.features.map(JSONText.string).joined(separator: ",") + "]",
         "\"features\":[" + features.map(JSONText.string).joined(separator: ",") + "]",
         "\"threshold\":\(JSONText.number(bundle.threshold))",
         "\"evaluation\":{"
@@ -103,7 +104,8 @@ enum ModelCommand {
         encoder: \(bundle.encoderName)  sha256 \(bundle.encoderSHA256)
         training corpus: sha256 \(bundle.corpusDigest)
         threshold: \(bundle.threshold)
-        features: \(features.joined(separator: ", "))
+        feature blocks: \(bundle.configuration.features.joined(separator: ", "))
+        features: \(features.joined(separator: ", ")) (the scalars reported with each decision)
 
         """
       text += "training counts:\n"

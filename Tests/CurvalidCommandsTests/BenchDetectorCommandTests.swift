@@ -25,7 +25,8 @@ final class BenchDetectorCommandTests: XCTestCase {
       [
         "train", "--corpus", Fixtures.url("detection/corpus.jsonl").path, "--encoder", encoder, "--output",
         directory.path + "/model.safetensors", "--cache-dir", directory.path + "/cache", "--preset",
-        "default",
+        "supervised-cnn", "--set",
+        "features=supervised_cnn,mean_embedding,prompt_lid,curvature_conv1,curvature_conv2,log_tokens",
       ] + settings.flatMap { ["--set", $0] })
   }
 
@@ -70,7 +71,7 @@ final class BenchDetectorCommandTests: XCTestCase {
         Set(stages.keys),
         [
           "feature_network", "supervised_cnn", "mean_embedding", "prompt_lid", "curvature_conv1",
-          "curvature_conv2", "classifier",
+          "curvature_conv2", "log_tokens", "classifier",
         ])
     }
   }

@@ -56,6 +56,7 @@ final class ModelCommandTests: XCTestCase {
     XCTAssertEqual(object["format_version"] as? String, "1")
     XCTAssertEqual((object["model_id"] as? String)?.count, 8)
     XCTAssertEqual(object["features"] as? [String], ["prompt_lid", "curvature_conv1", "curvature_conv2"])
+    XCTAssertEqual(object["blocks"] as? [String], ["prompt_lid", "curvature_conv1", "curvature_conv2"])
     XCTAssertNotNil((object["configuration"] as? [String: Any])?["lidK"])
     XCTAssertNotNil((object["evaluation"] as? [String: Any])?["roc_auc"])
     let corpus = try XCTUnwrap(object["corpus"] as? [String: Any])
@@ -64,6 +65,8 @@ final class ModelCommandTests: XCTestCase {
     XCTAssertTrue(text.output.contains("threshold: \(Float(threshold))"), text.output)
     XCTAssertTrue(text.output.contains(digest), text.output)
     XCTAssertTrue(text.output.contains("features: prompt_lid, curvature_conv1, curvature_conv2"), text.output)
+    XCTAssertTrue(
+      text.output.contains("feature blocks: prompt_lid, curvature_conv1, curvature_conv2"), text.output)
   }
 
   func testCompareListsDisagreements() throws {

@@ -5,11 +5,11 @@ import LinearAlgebra
 import TestSupport
 import XCTest
 
-/// The `supervised_cnn` block and the `default` preset on the fixture corpus with the tiny encoder.
+/// The `supervised_cnn` block and the `supervised-cnn` preset on the fixture corpus with the tiny encoder.
 final class SupervisedTokenCNNTests: XCTestCase {
-  /// The default preset shrunk to the fixture's size.
+  /// The `supervised-cnn` preset shrunk to the fixture's size.
   static func configuration() throws -> DetectorConfiguration {
-    var configuration = try DetectionFixture.configuration(preset: "default")
+    var configuration = try DetectionFixture.configuration(preset: "supervised-cnn")
     for assignment in [
       "supervisedCNN.crop=8", "supervisedCNN.filters=8", "supervisedCNN.epochs=30",
       "supervisedCNN.batchSize=8",
@@ -69,14 +69,14 @@ final class SupervisedTokenCNNTests: XCTestCase {
     let reference = try DetectorConfiguration.preset(named: "reference")
     XCTAssertFalse(reference.json().contains("supervisedCNN"))
     XCTAssertEqual(try DetectorConfiguration.fromJSON(reference.json()), reference)
-    let preset = try DetectorConfiguration.preset(named: "default")
+    let preset = try DetectorConfiguration.preset(named: "supervised-cnn")
     XCTAssertEqual(try DetectorConfiguration.fromJSON(preset.json()), preset)
     var bad = preset
     XCTAssertThrowsError(try bad.apply("supervisedCNN.crop=0"))
   }
 
   func testNewSettingsDecodeAbsentAsTheOldBehaviourAndAreValidated() throws {
-    var preset = try DetectorConfiguration.preset(named: "default")
+    var preset = try DetectorConfiguration.preset(named: "supervised-cnn")
     XCTAssertEqual(preset.supervisedCNN?.ensemble, 1)
     XCTAssertEqual(preset.supervisedCNN?.outOfFold, false)
     XCTAssertEqual(preset.supervisedCNN?.memberKernelSizes, [])
@@ -96,7 +96,7 @@ final class SupervisedTokenCNNTests: XCTestCase {
     XCTAssertTrue(preset.json().contains("\"memberKernelSizes\":[2,3,5]"))
     XCTAssertEqual(try DetectorConfiguration.fromJSON(preset.json()), preset)
     XCTAssertEqual(preset.supervisedCNN?.kernelSize(member: 4), 3)
-    var bad = try DetectorConfiguration.preset(named: "default")
+    var bad = try DetectorConfiguration.preset(named: "supervised-cnn")
     XCTAssertThrowsError(try bad.apply("supervisedCNN.ensemble=0"))
     XCTAssertThrowsError(try bad.apply("supervisedCNN.outOfFold=true"))
     XCTAssertThrowsError(try bad.apply("supervisedCNN.memberKernelSizes=3,0"))

@@ -25,7 +25,9 @@ final class AffineTests: XCTestCase {
     for threads in [1, 2, 3] {
       BLAS.threadCount = threads
       // Shapes below and above the split threshold, widths that are and are not multiples of 16.
-      for (rows, k, n) in [(1, 3, 5), (50, 128, 200), (33, 200, 150), (9, 512, 264), (64, 40, 20), (301, 100, 40)] {
+      for (rows, k, n) in [
+        (1, 3, 5), (50, 128, 200), (33, 200, 150), (9, 512, 264), (64, 40, 20), (301, 100, 40),
+      ] {
         for useResidual in [false, true] {
           for gelu in [false, true] {
             let input = rng.matrix(rows: rows, columns: k)
