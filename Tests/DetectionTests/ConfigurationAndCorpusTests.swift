@@ -21,6 +21,22 @@ final class ConfigurationAndCorpusTests: XCTestCase {
     XCTAssertEqual(baseline.classifier.kind, "logistic")
   }
 
+  func testDefaultPresetIsTheReferenceClassifierOnEmbeddingGeometryAndLength() throws {
+    let reference = try DetectorConfiguration.preset(named: "reference")
+    let shipped = try DetectorConfiguration.preset(named: "default")
+    XCTAssertEqual(
+      shipped.features, ["mean_embedding", "prompt_lid", "curvature_conv1", "curvature_conv2", "log_tokens"])
+    XCTAssertEqual(shipped.classifier, reference.classifier)
+    XCTAssertEqual(shipped.featureNetwork, reference.featureNetwork)
+    XCTAssertNil(shipped.supervisedCNN)
+    let cnn = try DetectorConfiguration.preset(named: "supervised-cnn")
+    XCTAssertEqual(cnn.features.first, "supervised_cnn")
+    XCTAssertNotNil(cnn.supervisedCNN)
+    XCTAssertEqual(cnn.classifier.kind, "logistic")
+    XCTAssertEqual(
+      DetectorConfiguration.presetNames, ["reference", "embedding-logistic", "supervised-cnn", "default"])
+  }
+
   func testOverrides() throws {
     var configuration = try DetectorConfiguration.preset(named: "reference")
     try configuration.apply("featureNetwork.length=32")

@@ -1,6 +1,7 @@
 import Detection
 import Embeddings
 import Foundation
+import LinearAlgebra
 import TestSupport
 import XCTest
 
@@ -97,6 +98,35 @@ final class DetectorEndToEndTests: XCTestCase {
       digests.append(try ModelBundle.modelID(of: url))
     }
     XCTAssertEqual(digests[0], digests[1])
+  }
+
+  /// The shipped preset: separates the fixture, reports its scalar features, and is reproduced
+  /// byte for byte by a second run (the shipped model is rebuilt by `train --preset default`).
+  /// Across BLAS thread counts the scores agree to rounding only: on these small shapes the
+  /// feature network's dense activations differ in the last bits when a product is split.
+  func testDefaultPresetIsReproducible() throws {
+    let saved = BLAS.threadCount
+    defer { BLAS.threadCount = saved }
+    let directory = try DetectionFixture.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let configuration = try DetectionFixture.configuration(preset: "default")
+    var digests: [String] = []
+    var scores: [[Float]] = []
+    for (run, threads) in [2, 2, 1].enumerated() {
+      BLAS.threadCount = threads
+      let (result, _) = try DetectionFixture.train(
+        configuration, cache: directory.appendingPathComponent("cache"))
+      XCTAssertGreaterThanOrEqual(DetectionFixture.auc(result.testExamples), 0.9, "threads=\(threads)")
+      XCTAssertEqual(
+        Set(result.testExamples[0].features.keys),
+        ["prompt_lid", "curvature_conv1", "curvature_conv2", "log_tokens"])
+      let url = directory.appendingPathComponent("model\(run).safetensors")
+      try result.bundle.write(to: url)
+      digests.append(try ModelBundle.modelID(of: url))
+      scores.append(result.testExamples.map(\.score))
+    }
+    XCTAssertEqual(digests[0], digests[1])
+    XCTAssertLessThanOrEqual(maxAbsoluteDifference(scores[2], scores[0]), 1e-3)
   }
 
   func testEmbeddingLogisticPresetSeparatesTheFixture() throws {
