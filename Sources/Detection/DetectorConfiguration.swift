@@ -61,6 +61,13 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
     public var patience: Int = 6
     /// Weight the two classes inversely to their frequency.
     public var balanceClasses: Bool = true
+    /// Score fusion: the name of a one-column feature block (e.g. `supervised_cnn`) that does not
+    /// feed the classifier but is fused with it: the score is
+    /// `σ((z(classifier logit) + z(block feature)) / 2)`, each `z` standardized by its mean and
+    /// deviation on the benign calibration prompts (`ScoreFusion`). Two detectors trained apart
+    /// and averaged: the classifier cannot learn to lean on the block's (over-confident) training
+    /// scores. `nil` (absent in older bundles): the classifier's probability is the score.
+    public var fuse: String?
 
     /// The default classifier.
     public init() {}
@@ -93,6 +100,11 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
     /// Kernel width of each ensemble member, cycled (`[2, 3, 5]`: member `i` uses entry
     /// `i mod 3`); empty: every member uses `kernelSize`. Absent in older bundles: empty.
     public var memberKernelSizes: [Int] = []
+    /// How a network pools over positions: `meanAndMax` (means and maxima of the convolution's
+    /// filters, then `Dense(2f → 2)`) or `logSumExp` (a `Conv1D(f → 2, 1)` logit per position,
+    /// pooled by log-sum-exp: a smooth maximum, so one attack-like span can decide the prompt).
+    /// Absent in older bundles: `meanAndMax`.
+    public var pooling: String = "meanAndMax"
 
     /// The kernel width of ensemble member `member`.
     public func kernelSize(member: Int) -> Int {
@@ -104,7 +116,7 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
       case crop, filters, kernelSize, epochs, batchSize, learningRate, l2, ensemble, outOfFold
-      case memberKernelSizes
+      case memberKernelSizes, pooling
     }
 
     /// Encodes the settings; fields added after the first release are written only when they
@@ -125,6 +137,7 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
       if everyField || !memberKernelSizes.isEmpty {
         try container.encode(memberKernelSizes, forKey: .memberKernelSizes)
       }
+      if everyField || pooling != "meanAndMax" { try container.encode(pooling, forKey: .pooling) }
     }
 
     /// Decodes stored settings; fields added after the first release fall back to their defaults.
@@ -140,6 +153,7 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
       ensemble = try container.decodeIfPresent(Int.self, forKey: .ensemble) ?? 1
       outOfFold = try container.decodeIfPresent(Bool.self, forKey: .outOfFold) ?? false
       memberKernelSizes = try container.decodeIfPresent([Int].self, forKey: .memberKernelSizes) ?? []
+      pooling = try container.decodeIfPresent(String.self, forKey: .pooling) ?? "meanAndMax"
     }
   }
 
@@ -257,10 +271,14 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
     self = updated
   }
 
+  /// Optional fields, which stored JSON leaves out while they are `nil`: overrides may still set them.
+  static let optionalKeys: Set<String> = ["classifier.fuse"]
+
   private static func set(
     _ object: inout [String: Any], path: ArraySlice<String>, value: String, key: String
   ) throws(DetectionError) {
-    guard let head = path.first, let current = object[head] else {
+    guard let head = path.first, let current = object[head] ?? (optionalKeys.contains(key) ? NSNull() : nil)
+    else {
       throw DetectionError(.invalidInput, "unknown configuration key '\(key)'")
     }
     if path.count > 1 {
@@ -318,6 +336,10 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
     try require(classifier.dropout >= 0 && classifier.dropout < 1, "classifier.dropout in [0, 1)")
     try require(classifier.l2 >= 0 && classifier.learningRate > 0, "classifier l2 ≥ 0, learningRate > 0")
     try require(classifier.epochs >= 1 && classifier.batchSize >= 1, "classifier epochs and batchSize ≥ 1")
+    if let fuse = classifier.fuse {
+      try require(features.contains(fuse), "classifier.fuse '\(fuse)' is not one of the features")
+      try require(features.count >= 2, "classifier.fuse needs another feature block for the classifier")
+    }
     try require(lidK >= 2, "lidK must be ≥ 2")
     try require(
       LIDEstimator(rawValue: lidEstimator) != nil, "lidEstimator: methodOfMoments or maximumLikelihood")
@@ -335,6 +357,8 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
       try require(
         cnn.memberKernelSizes.allSatisfy { $0 >= 1 && $0 <= cnn.crop },
         "supervisedCNN.memberKernelSizes must lie in 1…crop")
+      try require(
+        ["meanAndMax", "logSumExp"].contains(cnn.pooling), "supervisedCNN.pooling: meanAndMax or logSumExp")
     }
   }
 

@@ -153,7 +153,15 @@ public enum DetectorTraining {
       stoppingParts.append(try blocks[index].transform(rows(index, stoppingRange), trainingRows: []))
       calibrationParts.append(try blocks[index].transform(rows(index, calibrationRange), trainingRows: []))
     }
-    let trainFeatures = ScoringModel.concatenate(trainParts)
+    let fusedBlock = ScoringModel.fusedBlockIndex(configuration)
+    if let fusedBlock, blocks[fusedBlock].width != 1 {
+      throw DetectionError(
+        .invalidInput,
+        "classifier.fuse: block '\(configuration.features[fusedBlock])' has \(blocks[fusedBlock].width) columns, "
+          + "fusion needs one")
+    }
+    let trainFeatures = ScoringModel.concatenate(
+      ScoringModel.classifierParts(trainParts, fusedBlock: fusedBlock))
     let (mean, deviation) = columnStatistics(trainFeatures)
 
     // 5. Classifier.
@@ -162,18 +170,33 @@ public enum DetectorTraining {
       train: ScoringModel.standardize(trainFeatures, mean: mean, deviation: deviation),
       trainLabels: train.map { isPositive($0) ? 1 : 0 },
       validation: ScoringModel.standardize(
-        ScoringModel.concatenate(stoppingParts), mean: mean, deviation: deviation),
+        ScoringModel.concatenate(ScoringModel.classifierParts(stoppingParts, fusedBlock: fusedBlock)),
+        mean: mean,
+        deviation: deviation),
       validationLabels: stopping.map { isPositive($0) ? 1 : 0 }, settings: configuration.classifier,
       random: &random)
+
+    // 6. Threshold on held-out benign validation prompts (with fusion: first the fusion's
+    // statistics, from the same prompts).
+    let classifierNetwork = try classifier.makeNetwork()
+    let calibrationInput = ScoringModel.standardize(
+      ScoringModel.concatenate(ScoringModel.classifierParts(calibrationParts, fusedBlock: fusedBlock)),
+      mean: mean,
+      deviation: deviation)
+    var fusion: ScoreFusion?
+    let calibrationScores: [Float]
+    if let fusedBlock {
+      let logits = ScoringModel.logitDifferences(calibrationInput, classifier: classifierNetwork)
+      let block = calibrationParts[fusedBlock].storage
+      let statistics = ScoreFusion(benignLogits: logits, benignBlock: block)
+      fusion = statistics
+      calibrationScores = zip(logits, block).map { statistics.score(logit: $0, block: $1) }
+    } else {
+      calibrationScores = ScoringModel.probabilities(calibrationInput, classifier: classifierNetwork)
+    }
     let model = ScoringModel(
       configuration: configuration, hiddenSize: hiddenSize, featureNetwork: featureNetwork, blocks: blocks,
-      featureMean: mean, featureDeviation: deviation, classifier: classifier)
-
-    // 6. Threshold on held-out benign validation prompts.
-    let classifierNetwork = try classifier.makeNetwork()
-    let calibrationScores = ScoringModel.probabilities(
-      ScoringModel.standardize(ScoringModel.concatenate(calibrationParts), mean: mean, deviation: deviation),
-      classifier: classifierNetwork)
+      featureMean: mean, featureDeviation: deviation, classifier: classifier, fusion: fusion)
     let threshold: Float
     do {
       threshold = try Metrics.threshold(

@@ -8,8 +8,10 @@ import NeuralNetwork
 ///
 /// Tensors (all F32): `feature_net.*` (CNN weights), `input.mean`/`input.std` `[d]` (token
 /// standardization), `block.*` (fitted block state, e.g. `block.prompt_lid.reference`
-/// `[references, 128]`), `features.mean`/`features.std` `[featureWidth]`, `classifier.*` (weights
-/// and batch-norm running statistics), `topics.centroids` `[C, d]` (k-means topics, when used).
+/// `[references, 128]`), `features.mean`/`features.std` `[classifierWidth]`, `classifier.*` (weights
+/// and batch-norm running statistics), `topics.centroids` `[C, d]` (k-means topics, when used),
+/// `fusion.statistics` `[4]` (`ScoreFusion.values`, when `classifier.fuse` names a block; the
+/// fused block's columns are then left out of `features.*` and the classifier's input).
 /// `__metadata__` holds `format_version`, `encoder_name`, `encoder_sha256`, `configuration`
 /// (JSON), `threshold`, `feature_names` (JSON wire names), `feature_blocks` (JSON name → width),
 /// `hidden_size`, `topic_classes`, `corpus_sha256`, `training_counts` (JSON label/family → count),
@@ -87,6 +89,7 @@ public struct ModelBundle: Sendable {
     add("features.mean", [model.featureMean.count], model.featureMean)
     add("features.std", [model.featureDeviation.count], model.featureDeviation)
     for tensor in model.classifier.tensors { add(tensor.name, tensor.shape, tensor.values) }
+    if let fusion = model.fusion { add("fusion.statistics", [4], fusion.values) }
     if let topicCentroids {
       add("topics.centroids", [topicCentroids.rows, topicCentroids.columns], topicCentroids.storage)
     }
@@ -190,7 +193,8 @@ public struct ModelBundle: Sendable {
       try block.load(byName)
       blocks.append(block)
     }
-    let width = blocks.reduce(0) { $0 + $1.width }
+    let fusedBlock = ScoringModel.fusedBlockIndex(configuration)
+    let width = blocks.indices.filter { $0 != fusedBlock }.reduce(0) { $0 + blocks[$1].width }
     let mean = try tensor("features.mean").values
     let deviation = try tensor("features.std").values
     guard mean.count == width, deviation.count == width else {
@@ -210,9 +214,21 @@ public struct ModelBundle: Sendable {
       stored.shape.count == 2
         ? Matrix(rows: stored.shape[0], columns: stored.shape[1], storage: stored.values) : nil
     }
+    var fusion: ScoreFusion?
+    if let fusedBlock {
+      let stored = try tensor("fusion.statistics").values
+      guard stored.count == 4, stored.allSatisfy(\.isFinite), stored[1] > 0, stored[3] > 0,
+        blocks[fusedBlock].width == 1
+      else {
+        throw DetectionError(.invalidBundle, "model bundle \(path): malformed fusion statistics")
+      }
+      fusion = ScoreFusion(
+        classifierMean: stored[0], classifierDeviation: stored[1], blockMean: stored[2],
+        blockDeviation: stored[3])
+    }
     let model = ScoringModel(
       configuration: configuration, hiddenSize: hiddenSize, featureNetwork: featureNetwork, blocks: blocks,
-      featureMean: mean, featureDeviation: deviation, classifier: classifier)
+      featureMean: mean, featureDeviation: deviation, classifier: classifier, fusion: fusion)
     return ModelBundle(
       model: model, threshold: threshold, encoderName: metadata["encoder_name"] ?? "",
       encoderSHA256: bundleEncoder,

@@ -66,6 +66,56 @@ public struct PromptEvaluation: Sendable {
   public var nearestBenignDistances: [Float]
 }
 
+/// Score fusion (`DetectorConfiguration.Classifier.fuse`): a one-column block kept out of the
+/// classifier and averaged with it after both are standardized on benign calibration prompts.
+///
+/// `score = σ(((ℓ − μ_c) / σ_c + (s − μ_b) / σ_b) / 2)`, with `ℓ = logit(attack) − logit(benign)`
+/// of the classifier and `s` the block's feature.
+public struct ScoreFusion: Sendable, Equatable {
+  /// Mean of `ℓ` on the benign calibration prompts.
+  public var classifierMean: Float
+  /// Standard deviation of `ℓ` there (floored at 1e-6).
+  public var classifierDeviation: Float
+  /// Mean of the block's feature on the benign calibration prompts.
+  public var blockMean: Float
+  /// Standard deviation of the block's feature there (floored at 1e-6).
+  public var blockDeviation: Float
+
+  /// Creates a fusion from its four statistics.
+  public init(classifierMean: Float, classifierDeviation: Float, blockMean: Float, blockDeviation: Float) {
+    self.classifierMean = classifierMean
+    self.classifierDeviation = max(classifierDeviation, 1e-6)
+    self.blockMean = blockMean
+    self.blockDeviation = max(blockDeviation, 1e-6)
+  }
+
+  /// The statistics of benign calibration values: `logits` and `block` are `[n]`.
+  public init(benignLogits logits: [Float], benignBlock block: [Float]) {
+    func statistics(_ values: [Float]) -> (Float, Float) {
+      let count = Double(max(values.count, 1))
+      let mean = values.reduce(0.0) { $0 + Double($1) } / count
+      let variance = values.reduce(0.0) { $0 + (Double($1) - mean) * (Double($1) - mean) } / count
+      return (Float(mean), Float(variance.squareRoot()))
+    }
+    let (classifierMean, classifierDeviation) = statistics(logits)
+    let (blockMean, blockDeviation) = statistics(block)
+    self.init(
+      classifierMean: classifierMean, classifierDeviation: classifierDeviation, blockMean: blockMean,
+      blockDeviation: blockDeviation)
+  }
+
+  /// The stored form, `[μ_c, σ_c, μ_b, σ_b]` (bundle tensor `fusion.statistics`).
+  public var values: [Float] { [classifierMean, classifierDeviation, blockMean, blockDeviation] }
+
+  /// The fused score in (0, 1); a non-finite input counts as its mean.
+  public func score(logit: Float, block: Float) -> Float {
+    let a = (logit - classifierMean) / classifierDeviation
+    let b = (block - blockMean) / blockDeviation
+    let z = ((a.isFinite ? a : 0) + (b.isFinite ? b : 0)) / 2
+    return 1 / (1 + FastMath.exp(-max(min(z, 80), -80)))
+  }
+}
+
 /// Feature network, feature blocks, standardization and classifier: embeddings in, scores out.
 ///
 /// Immutable; networks (which keep per-call workspaces) come from a small pool, so any number of
@@ -79,19 +129,23 @@ public final class ScoringModel: Sendable {
   public let featureNetwork: FeatureNetworkModel?
   /// The fitted blocks, in configuration order.
   public let blocks: [any FeatureBlock]
-  /// Per-column mean of the training features, `[featureWidth]`.
+  /// Per-column mean of the training features, `[classifierWidth]`.
   public let featureMean: [Float]
-  /// Per-column standard deviation of the training features (floored), `[featureWidth]`.
+  /// Per-column standard deviation of the training features (floored), `[classifierWidth]`.
   public let featureDeviation: [Float]
   /// The classifier.
   public let classifier: ClassifierModel
+  /// The fusion statistics when `configuration.classifier.fuse` names a block.
+  public let fusion: ScoreFusion?
   private let pool = NetworkPool()
 
   /// Assembles a model.
   init(
     configuration: DetectorConfiguration, hiddenSize: Int, featureNetwork: FeatureNetworkModel?,
-    blocks: [any FeatureBlock], featureMean: [Float], featureDeviation: [Float], classifier: ClassifierModel
+    blocks: [any FeatureBlock], featureMean: [Float], featureDeviation: [Float], classifier: ClassifierModel,
+    fusion: ScoreFusion? = nil
   ) {
+    self.fusion = fusion
     self.configuration = configuration
     self.hiddenSize = hiddenSize
     self.featureNetwork = featureNetwork
@@ -103,6 +157,32 @@ public final class ScoringModel: Sendable {
 
   /// The summed width of all blocks.
   public var featureWidth: Int { blocks.reduce(0) { $0 + $1.width } }
+
+  /// The index of the fused block (`configuration.classifier.fuse`), which the classifier does
+  /// not read.
+  public var fusedBlockIndex: Int? { Self.fusedBlockIndex(configuration) }
+
+  /// The index of `configuration.classifier.fuse` among the feature blocks.
+  static func fusedBlockIndex(_ configuration: DetectorConfiguration) -> Int? {
+    configuration.classifier.fuse.flatMap { configuration.features.firstIndex(of: $0) }
+  }
+
+  /// The classifier's input width: every block but the fused one.
+  public var classifierWidth: Int {
+    blocks.indices.filter { $0 != fusedBlockIndex }.reduce(0) { $0 + blocks[$1].width }
+  }
+
+  /// The classifier's input parts: `parts` without the fused block's.
+  static func classifierParts(_ parts: [Matrix], fusedBlock: Int?) -> [Matrix] {
+    parts.indices.filter { $0 != fusedBlock }.map { parts[$0] }
+  }
+
+  /// `logit(attack) − logit(benign)` of the classifier for standardized features `[batch, width]`.
+  static func logitDifferences(_ standardized: Matrix, classifier: Sequential) -> [Float] {
+    guard standardized.rows > 0 else { return [] }
+    let logits = classifier.forward(Tensor(standardized), training: false)
+    return (0..<standardized.rows).map { logits.storage[$0 * 2 + 1] - logits.storage[$0 * 2] }
+  }
 
   /// Wire names of the reported features, in order.
   public var wireNames: [String] { blocks.flatMap(\.wireNames) }
@@ -152,7 +232,7 @@ public final class ScoringModel: Sendable {
     return result
   }
 
-  /// Probabilities of "adversarial" for standardized features `[batch, featureWidth]`.
+  /// Probabilities of "adversarial" for standardized features `[batch, classifierWidth]`.
   static func probabilities(_ standardized: Matrix, classifier: Sequential) -> [Float] {
     guard standardized.rows > 0 else { return [] }
     let probabilities = softmax(classifier.forward(Tensor(standardized), training: false))
@@ -189,10 +269,17 @@ public final class ScoringModel: Sendable {
           try block.transform(rows, trainingRows: [])
         })
     }
-    let scores = StageClock.time("classifier", on: stages) {
-      Self.probabilities(
-        Self.standardize(Self.concatenate(transformed), mean: featureMean, deviation: featureDeviation),
-        classifier: networks.classifier)
+    let fusedBlock = fusedBlockIndex
+    let scores = StageClock.time("classifier", on: stages) { () -> [Float] in
+      let standardized = Self.standardize(
+        Self.concatenate(Self.classifierParts(transformed, fusedBlock: fusedBlock)), mean: featureMean,
+        deviation: featureDeviation)
+      guard let fusion, let fusedBlock else {
+        return Self.probabilities(standardized, classifier: networks.classifier)
+      }
+      let logits = Self.logitDifferences(standardized, classifier: networks.classifier)
+      let block = transformed[fusedBlock]
+      return logits.indices.map { fusion.score(logit: logits[$0], block: block.storage[$0 * block.columns]) }
     }
     var wire: [[Decision.Feature]] = Array(repeating: [], count: embeddings.count)
     for (block, part) in zip(blocks, transformed) where !block.wireNames.isEmpty {

@@ -67,19 +67,41 @@ public struct SupervisedTokenCNNBlock: SupervisedFeatureBlock {
   }
 
   /// A freshly initialised network: `[batch, crop, d]` → logits `[batch, 2]`.
+  ///
+  /// `meanAndMax`: `Conv1D(d → f, k, ReLU) → GlobalPooling(meanAndMax) → Dense(2f → 2)`.
+  /// `logSumExp`: `Conv1D(d → f, k, ReLU) → Conv1D(f → 2, 1) → GlobalPooling(logSumExp)`: each
+  /// position gets a benign and an attack logit, and each class pools its logits by log-sum-exp.
   static func architecture(
     _ settings: DetectorConfiguration.SupervisedCNN, hiddenSize: Int, member: Int = 0,
     random: inout NetworkRandom
   ) -> Sequential {
     let prefix = prefix(member: member)
+    let convolution = Conv1D(
+      name: "\(prefix).conv", inputChannels: hiddenSize, outputChannels: settings.filters,
+      kernelSize: settings.kernelSize(member: member), activation: .relu, random: &random)
+    guard settings.pooling == "logSumExp" else {
+      return Sequential([
+        convolution,
+        GlobalPooling(mode: .meanAndMax),
+        Dense(
+          name: "\(prefix).output", inputFeatures: 2 * settings.filters, outputFeatures: 2, random: &random),
+      ])
+    }
     return Sequential([
+      convolution,
       Conv1D(
-        name: "\(prefix).conv", inputChannels: hiddenSize, outputChannels: settings.filters,
-        kernelSize: settings.kernelSize(member: member), activation: .relu, random: &random),
-      GlobalPooling(mode: .meanAndMax),
-      Dense(
-        name: "\(prefix).output", inputFeatures: 2 * settings.filters, outputFeatures: 2, random: &random),
+        name: "\(prefix).output", inputChannels: settings.filters, outputChannels: 2, kernelSize: 1,
+        random: &random),
+      GlobalPooling(mode: .logSumExp),
     ])
+  }
+
+  /// The pooling layer of a network made by `architecture`.
+  static func pooling(of network: Sequential) throws(DetectionError) -> GlobalPooling {
+    guard let pooling = network.layers.lazy.compactMap({ $0 as? GlobalPooling }).first else {
+      throw DetectionError(.internalError, "supervised_cnn: the network has no pooling layer")
+    }
+    return pooling
   }
 
   /// Copies up to `crop` rows starting at `start` of `hidden` into `storage` at item `item`
@@ -192,9 +214,7 @@ public struct SupervisedTokenCNNBlock: SupervisedFeatureBlock {
   ) throws(DetectionError) -> [NamedTensor] {
     var generator = random.fork()
     let network = Self.architecture(settings, hiddenSize: hiddenSize, member: member, random: &generator)
-    guard let pooling = network.layers[1] as? GlobalPooling else {
-      throw DetectionError(.internalError, "supervised_cnn: unexpected architecture")
-    }
+    let pooling = try Self.pooling(of: network)
     let optimizer = Adam(parameters: network.parameters, learningRate: settings.learningRate, l2: settings.l2)
     let crop = settings.crop
     let d = hiddenSize
@@ -216,7 +236,13 @@ public struct SupervisedTokenCNNBlock: SupervisedFeatureBlock {
         while batchStart < positions.count {
           let batchEnd = min(batchStart + settings.batchSize, positions.count)
           let size = batchEnd - batchStart
-          var storage = [Float](repeating: 0, count: size * crop * d)
+          // `logSumExp` networks pad only to the batch's longest crop (at least the kernel width);
+          // `meanAndMax` keeps padding to `crop`, so existing configurations train the same bytes.
+          let longest = (0..<size).map { min(crop, embeddings[batchStart + $0].hidden.rows) }.max() ?? 0
+          let length =
+            settings.pooling == "logSumExp"
+            ? min(crop, max(longest, settings.kernelSize(member: member))) : crop
+          var storage = [Float](repeating: 0, count: size * length * d)
           var lengths: [Int] = []
           var labels: [Int] = []
           var sampleWeights: [Float] = []
@@ -227,14 +253,14 @@ public struct SupervisedTokenCNNBlock: SupervisedFeatureBlock {
             let offset = slack > 0 ? Int(generator.next() % UInt64(slack + 1)) : 0
             lengths.append(
               Self.fill(
-                &storage, item: item, hidden: hidden, start: offset, crop: crop,
+                &storage, item: item, hidden: hidden, start: offset, crop: length,
                 kernelSize: settings.kernelSize(member: member)))
             labels.append(isAttack[position] ? 1 : 0)
             sampleWeights.append(weights[position])
           }
           do {
             try pooling.setValidLengths(lengths)
-            let logits = network.forward(Tensor(shape: [size, crop, d], storage: storage), training: true)
+            let logits = network.forward(Tensor(shape: [size, length, d], storage: storage), training: true)
             let result = try softmaxCrossEntropy(logits: logits, labels: labels, sampleWeights: sampleWeights)
             network.backward(result.gradient)
             optimizer.step()
@@ -308,7 +334,7 @@ public struct SupervisedTokenCNNBlock: SupervisedFeatureBlock {
       let input = Tensor(shape: [part.count, length, d], storage: storage)
       for (member, network) in networks.enumerated() {
         let kernelSize = settings.kernelSize(member: member)
-        guard let pooling = network.layers[1] as? GlobalPooling,
+        guard let pooling = try? Self.pooling(of: network),
           (try? pooling.setValidLengths(rows.map { max(0, $0 - kernelSize + 1) })) != nil
         else { continue }
         let logits = network.forward(input, training: false)

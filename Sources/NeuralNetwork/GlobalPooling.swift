@@ -1,7 +1,15 @@
+import LinearAlgebra
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
 /// Pools a batch of sequences over positions, counting only each item's valid (unpadded) prefix.
 ///
-/// Input `[batch, length, channels]`; output `[batch, channels]` for `.mean` and `.max`, and
-/// `[batch, 2 · channels]` (means, then maxima) for `.meanAndMax`. Item `b` pools positions
+/// Input `[batch, length, channels]`; output `[batch, channels]` for `.mean`, `.max` and
+/// `.logSumExp`, and `[batch, 2 · channels]` (means, then maxima) for `.meanAndMax`. Item `b` pools positions
 /// `0 ..< validLengths[b]`; padding beyond never counts. An item with no valid position gives zeros.
 public final class GlobalPooling: Layer {
   /// What the layer computes per channel.
@@ -12,6 +20,9 @@ public final class GlobalPooling: Layer {
     case max
     /// Means then maxima, concatenated.
     case meanAndMax
+    /// `log Σ_t exp(x[t])` over valid positions: a smooth maximum whose gradient spreads over
+    /// the positions by their softmax weights (multiple-instance pooling of per-position logits).
+    case logSumExp
   }
 
   /// The pooling mode.
@@ -25,11 +36,13 @@ public final class GlobalPooling: Layer {
 
   private var output: [Float] = []
   private var argmax: [Int] = []
+  /// `.logSumExp` only: softmax weights of the last training forward, `[batch, length, channels]`.
+  private var weights: [Float] = []
   private var cachedShape: [Int]?
   private var cachedLengths: [Int] = []
 
   /// Creates a pooling layer.
-  /// - Parameter mode: `.mean`, `.max` or `.meanAndMax`.
+  /// - Parameter mode: `.mean`, `.max`, `.meanAndMax` or `.logSumExp`.
   public init(mode: Mode) {
     self.mode = mode
   }
@@ -57,14 +70,9 @@ public final class GlobalPooling: Layer {
     let batch = input.shape[0]
     let length = input.shape[1]
     let channels = input.shape[2]
-    let lengths: [Int]
-    if let validLengths {
-      precondition(
-        validLengths.count == batch, "GlobalPooling: \(validLengths.count) lengths for \(batch) items")
-      lengths = validLengths.map { Swift.min($0, length) }
-    } else {
-      lengths = [Int](repeating: length, count: batch)
-    }
+    let lengths = clampedLengths(batch: batch, length: length)
+    defer { remember(input.shape, lengths: lengths, training: training) }
+    if mode == .logSumExp { return forwardLogSumExp(input, lengths: lengths, training: training) }
     let width = outputFeatures(channels: channels)
     let meanOffset: Int? = mode == .max ? nil : 0
     let maxOffset: Int? = mode == .mean ? nil : (mode == .max ? 0 : channels)
@@ -102,13 +110,21 @@ public final class GlobalPooling: Layer {
         }
       }
     }
-    if training {
-      cachedShape = input.shape
-      cachedLengths = lengths
-    } else {
-      cachedShape = nil
-    }
     return Tensor(shape: [batch, width], storage: output)
+  }
+
+  /// `validLengths` clamped to `length`, or `length` for every item.
+  private func clampedLengths(batch: Int, length: Int) -> [Int] {
+    guard let validLengths else { return [Int](repeating: length, count: batch) }
+    precondition(
+      validLengths.count == batch, "GlobalPooling: \(validLengths.count) lengths for \(batch) items")
+    return validLengths.map { Swift.min($0, length) }
+  }
+
+  /// Keeps what `backward` needs after a training forward (and forgets it after an inference one).
+  private func remember(_ shape: [Int], lengths: [Int], training: Bool) {
+    cachedShape = training ? shape : nil
+    cachedLengths = training ? lengths : []
   }
 
   /// Spreads the gradient over the pooled positions (evenly for means, to the arg-max for maxima).
@@ -123,6 +139,18 @@ public final class GlobalPooling: Layer {
     let channels = shape[2]
     let width = outputFeatures(channels: channels)
     precondition(gradientOutput.shape == [batch, width], "GlobalPooling: gradient shape mismatch")
+    if mode == .logSumExp {
+      // d/dx[t] log Σ exp(x) = softmax(x)[t]; the weights are zero at padded positions.
+      var gradientInput = weights
+      for b in 0..<batch {
+        for t in 0..<length {
+          for c in 0..<channels {
+            gradientInput[(b * length + t) * channels + c] *= gradientOutput.storage[b * channels + c]
+          }
+        }
+      }
+      return Tensor(shape: shape, storage: gradientInput)
+    }
     let meanOffset: Int? = mode == .max ? nil : 0
     let maxOffset: Int? = mode == .mean ? nil : (mode == .max ? 0 : channels)
     var gradientInput = [Float](repeating: 0, count: batch * length * channels)
@@ -149,5 +177,39 @@ public final class GlobalPooling: Layer {
       }
     }
     return Tensor(shape: shape, storage: gradientInput)
+  }
+
+  /// `.logSumExp` forward: per item and channel, `m + log Σ_t exp(x[t] − m)` with `m` the valid
+  /// maximum (no overflow); an item without valid positions gives 0. Training keeps the softmax
+  /// weights for `backward`.
+  private func forwardLogSumExp(_ input: Tensor, lengths: [Int], training: Bool) -> Tensor {
+    let batch = input.shape[0]
+    let length = input.shape[1]
+    let channels = input.shape[2]
+    resize(&output, to: batch * channels)
+    if training { weights = [Float](repeating: 0, count: batch * length * channels) }
+    input.storage.withUnsafeBufferPointer { px in
+      for b in 0..<batch {
+        let valid = lengths[b]
+        let inBase = b * length * channels
+        for c in 0..<channels {
+          guard valid > 0 else {
+            output[b * channels + c] = 0
+            continue
+          }
+          var largest = -Float.infinity
+          for t in 0..<valid { largest = Swift.max(largest, px[inBase + t * channels + c]) }
+          var sum: Float = 0
+          for t in 0..<valid { sum += FastMath.exp(px[inBase + t * channels + c] - largest) }
+          output[b * channels + c] = largest + Float(log(Double(sum)))
+          guard training else { continue }
+          for t in 0..<valid {
+            let index = inBase + t * channels + c
+            weights[index] = FastMath.exp(px[index] - largest) / sum
+          }
+        }
+      }
+    }
+    return Tensor(shape: [batch, channels], storage: output)
   }
 }

@@ -51,6 +51,24 @@ enum DetectionFixture {
     return (result, provider)
   }
 
+  /// Writes `result`'s bundle to `url`, loads it as a `Detector` and checks that it scores the
+  /// fixture's test split as training did (within `accuracy`).
+  static func assertBundleReproducesTestScores(
+    _ result: TrainingResult, provider: EmbeddingProvider, url: URL, accuracy: Float = 2e-3,
+    file: StaticString = #filePath, line: UInt = #line
+  ) throws {
+    try result.bundle.write(to: url)
+    let detector = try Detector(
+      contentsOf: url, encoder: provider.encoder, encoderSHA256: try identity().sha256)
+    let corpus = try corpus()
+    let test = corpus.select(splits: [.test], labels: [.benign, .adversarial])
+    let decisions = detector.score(test.map { corpus.records[$0].text }, explain: false)
+    XCTAssertEqual(decisions.count, result.testExamples.count, file: file, line: line)
+    for (decision, example) in zip(decisions, result.testExamples) {
+      XCTAssertEqual(try decision.get().score, example.score, accuracy: accuracy, file: file, line: line)
+    }
+  }
+
   /// ROC-AUC of scored examples.
   static func auc(_ examples: [ScoredExample]) -> Double {
     let positives = examples.filter(\.isAttack).map(\.score)

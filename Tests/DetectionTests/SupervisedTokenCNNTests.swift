@@ -36,16 +36,8 @@ final class SupervisedTokenCNNTests: XCTestCase {
     }
     XCTAssertGreaterThanOrEqual(DetectionFixture.auc(alone), 0.85)
 
-    let url = cache.appendingPathComponent("model.safetensors")
-    try result.bundle.write(to: url)
-    let detector = try Detector(
-      contentsOf: url, encoder: provider.encoder, encoderSHA256: try DetectionFixture.identity().sha256)
-    let corpus = try DetectionFixture.corpus()
-    let test = corpus.select(splits: [.test], labels: [.benign, .adversarial])
-    let decisions = detector.score(test.map { corpus.records[$0].text }, explain: false)
-    for (decision, example) in zip(decisions, result.testExamples) {
-      XCTAssertEqual(try decision.get().score, example.score, accuracy: 2e-3)
-    }
+    try DetectionFixture.assertBundleReproducesTestScores(
+      result, provider: provider, url: cache.appendingPathComponent("model.safetensors"))
   }
 
   func testSameSeedGivesIdenticalBundlesAndAnotherSeedDiffers() throws {

@@ -173,7 +173,7 @@ final class LayerTests: XCTestCase {
 
   func testGlobalPoolingIgnoresPaddedPositions() throws {
     var rng = SeededGenerator(seed: 41)
-    for mode in [GlobalPooling.Mode.mean, .max, .meanAndMax] {
+    for mode in [GlobalPooling.Mode.mean, .max, .meanAndMax, .logSumExp] {
       let pooling = GlobalPooling(mode: mode)
       var x = GradientChecking.randomTensor([3, 5, 2], &rng)
       let lengths = [5, 2, 3]
@@ -186,12 +186,14 @@ final class LayerTests: XCTestCase {
           let values = (0..<lengths[b]).map { x.storage[(b * 5 + $0) * 2 + c] }
           let mean = values.reduce(0, +) / Float(values.count)
           let maximum = values.max() ?? 0
+          let logSumExp = Float(log(values.map { exp(Double($0)) }.reduce(0, +)))
           switch mode {
           case .mean: XCTAssertEqual(y.storage[b * 2 + c], mean, accuracy: 1e-6)
           case .max: XCTAssertEqual(y.storage[b * 2 + c], maximum)
           case .meanAndMax:
             XCTAssertEqual(y.storage[b * 4 + c], mean, accuracy: 1e-6)
             XCTAssertEqual(y.storage[b * 4 + 2 + c], maximum)
+          case .logSumExp: XCTAssertEqual(y.storage[b * 2 + c], logSumExp, accuracy: 1e-5)
           }
         }
       }
@@ -222,6 +224,16 @@ final class LayerTests: XCTestCase {
     try pooling.setValidLengths([0, 9])
     let x = Tensor(shape: [2, 2, 1], storage: [3, 4, -1, -2])
     XCTAssertEqual(pooling.forward(x, training: false).storage, [0, 0, -1.5, -1])
+  }
+
+  func testLogSumExpPoolingIsStableForLargeLogits() throws {
+    // exp(200) overflows Float; the shifted form gives 200 + log 2 and weights ½, ½.
+    let pooling = GlobalPooling(mode: .logSumExp)
+    try pooling.setValidLengths([2])
+    let x = Tensor(shape: [1, 3, 1], storage: [200, 200, 5000])
+    let y = pooling.forward(x, training: true)
+    XCTAssertEqual(y.storage[0], 200 + Float(log(2.0)), accuracy: 1e-3)
+    XCTAssertEqual(pooling.backward(Tensor(shape: [1, 1], storage: [2])).storage, [1, 1, 0])
   }
 
   // MARK: Dropout

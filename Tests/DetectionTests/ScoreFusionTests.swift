@@ -1,0 +1,106 @@
+import Detection
+import Foundation
+import TestSupport
+import XCTest
+
+/// Score fusion (`classifier.fuse`) and the `logSumExp` token network it is used with.
+final class ScoreFusionTests: XCTestCase {
+  /// The fixture-sized `supervised-cnn` configuration with the log-sum-exp head, fused.
+  static func fusedConfiguration() throws -> DetectorConfiguration {
+    var configuration = try SupervisedTokenCNNTests.configuration()
+    try configuration.apply("supervisedCNN.pooling=logSumExp")
+    try configuration.apply("supervisedCNN.kernelSize=1")
+    try configuration.apply("classifier.fuse=supervised_cnn")
+    return configuration
+  }
+
+  func testStatisticsComeFromTheBenignValuesAndTheScoreAveragesStandardizedInputs() {
+    // Logits 1, 3: mean 2, deviation 1. Block 10, 14: mean 12, deviation 2.
+    let fusion = ScoreFusion(benignLogits: [1, 3], benignBlock: [10, 14])
+    XCTAssertEqual(fusion.values, [2, 1, 12, 2])
+    XCTAssertEqual(fusion.score(logit: 2, block: 12), 0.5, accuracy: 1e-6)
+    // z = (2 + 0) / 2 = 1 and z = (0 + 3) / 2 = 1.5.
+    XCTAssertEqual(fusion.score(logit: 4, block: 12), Float(1 / (1 + exp(-1.0))), accuracy: 1e-5)
+    XCTAssertEqual(fusion.score(logit: 2, block: 18), Float(1 / (1 + exp(-1.5))), accuracy: 1e-5)
+    // Either detector alone moves the score; opposite evidence of equal size cancels.
+    XCTAssertEqual(fusion.score(logit: 4, block: 8), 0.5, accuracy: 1e-6)
+    // A non-finite input counts as its benign mean; extreme inputs saturate without NaN.
+    XCTAssertEqual(fusion.score(logit: .nan, block: 12), 0.5, accuracy: 1e-6)
+    XCTAssertEqual(fusion.score(logit: 1e30, block: 12), 1, accuracy: 1e-6)
+    XCTAssertEqual(fusion.score(logit: -1e30, block: 12), 0, accuracy: 1e-6)
+    // Constant benign values: the deviation is floored, not zero.
+    let flat = ScoreFusion(benignLogits: [5, 5], benignBlock: [1, 1])
+    XCTAssertEqual(flat.classifierDeviation, 1e-6)
+    XCTAssertFalse(flat.score(logit: 5.5, block: 1).isNaN)
+  }
+
+  func testFuseIsValidatedAndStoredOnlyWhenSet() throws {
+    let plain = try DetectorConfiguration.preset(named: "supervised-cnn")
+    XCTAssertFalse(plain.json().contains("fuse"))
+    XCTAssertFalse(plain.json().contains("pooling"))
+    XCTAssertNil(try DetectorConfiguration.fromJSON(plain.json()).classifier.fuse)
+
+    var fused = plain
+    try fused.apply("classifier.fuse=supervised_cnn")
+    try fused.apply("supervisedCNN.pooling=logSumExp")
+    XCTAssertTrue(fused.json().contains("\"fuse\":\"supervised_cnn\""))
+    XCTAssertTrue(fused.json().contains("\"pooling\":\"logSumExp\""))
+    XCTAssertEqual(try DetectorConfiguration.fromJSON(fused.json()), fused)
+
+    var bad = plain
+    XCTAssertThrowsError(try bad.apply("classifier.fuse=log_tokens")) { error in
+      XCTAssertTrue("\(error)".contains("not one of the features"), "\(error)")
+    }
+    XCTAssertThrowsError(try bad.apply("supervisedCNN.pooling=median"))
+    var alone = DetectorConfiguration(features: ["supervised_cnn"])
+    XCTAssertThrowsError(try alone.apply("classifier.fuse=supervised_cnn"))
+  }
+
+  func testFusedModelKeepsTheBlockOutOfTheClassifierAndRoundTrips() throws {
+    let cache = try DetectionFixture.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: cache) }
+    let (result, provider) = try DetectionFixture.train(try Self.fusedConfiguration(), cache: cache)
+    let model = result.bundle.model
+    XCTAssertGreaterThanOrEqual(DetectionFixture.auc(result.testExamples), 0.9)
+    let fusion = try XCTUnwrap(model.fusion)
+    XCTAssertEqual(model.fusedBlockIndex, 0)
+    XCTAssertEqual(model.classifierWidth, model.featureWidth - 1)
+    XCTAssertEqual(model.classifier.inputWidth, model.classifierWidth)
+    XCTAssertEqual(model.featureMean.count, model.classifierWidth)
+    // The block's own feature is still reported, and it is what the fusion standardizes.
+    XCTAssertTrue(result.testExamples.allSatisfy { $0.features["supervised_cnn"] != nil })
+    XCTAssertGreaterThan(fusion.blockDeviation, 1e-6)
+    XCTAssertTrue(result.testExamples.allSatisfy { $0.score > 0 && $0.score < 1 })
+
+    let url = cache.appendingPathComponent("fused.safetensors")
+    try DetectionFixture.assertBundleReproducesTestScores(result, provider: provider, url: url)
+    XCTAssertEqual(try ModelBundle.read(from: url, encoderSHA256: nil).model.fusion, fusion)
+  }
+
+  func testFusingAWideBlockIsRefused() throws {
+    var configuration = try DetectionFixture.configuration(preset: "default")
+    try configuration.apply("classifier.fuse=mean_embedding")
+    XCTAssertThrowsError(try DetectionFixture.train(configuration, cache: nil)) { error in
+      XCTAssertEqual((error as? DetectionError)?.code, .invalidInput)
+      XCTAssertTrue("\(error)".contains("fusion needs one"), "\(error)")
+    }
+  }
+
+  func testBundleWithoutItsFusionStatisticsIsRejected() throws {
+    let directory = try DetectionFixture.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let (result, _) = try DetectionFixture.train(try Self.fusedConfiguration(), cache: nil)
+    let url = directory.appendingPathComponent("fused.safetensors")
+    try result.bundle.write(to: url)
+    // Rename the tensor in place (same length), as a damaged or hand-edited bundle would.
+    var bytes = try Data(contentsOf: url)
+    let name = Data("fusion.statistics".utf8)
+    let range = try XCTUnwrap(bytes.range(of: name))
+    bytes.replaceSubrange(range, with: Data("fusion.statistic_".utf8))
+    try bytes.write(to: url)
+    XCTAssertThrowsError(try ModelBundle.read(from: url, encoderSHA256: nil)) { error in
+      XCTAssertEqual((error as? DetectionError)?.code, .invalidBundle)
+      XCTAssertTrue("\(error)".contains("fusion.statistics"), "\(error)")
+    }
+  }
+}
