@@ -90,6 +90,7 @@ enum ModelCommand {
         "\"blocks\":[" + bundle.configuration.features.map(JSONText.string).joined(separator: ",") + "]",
         "\"features\":[" + features.map(JSONText.string).joined(separator: ",") + "]",
         "\"threshold\":\(JSONText.number(bundle.threshold))",
+        "\"fused_block\":\(bundle.configuration.classifier.fuse.map(JSONText.string) ?? "null")",
         "\"evaluation\":{"
           + evaluation.map { "\(JSONText.string($0.key)):\(JSONText.number($0.value))" }.joined(
             separator: ",")
@@ -108,6 +109,13 @@ enum ModelCommand {
         features: \(features.joined(separator: ", ")) (the scalars reported with each decision)
 
         """
+      if let fused = bundle.configuration.classifier.fuse, let fusion = bundle.model.fusion {
+        text += String(
+          format:
+            "score: the classifier fused with %@ (benign calibration: classifier logit %.4f ± %.4f, %@ %.4f ± %.4f)\n",
+          fused, fusion.classifierMean, fusion.classifierDeviation, fused, fusion.blockMean,
+          fusion.blockDeviation)
+      }
       text += "training counts:\n"
       let width = counts.map(\.key.count).max() ?? 0
       for (key, value) in counts {

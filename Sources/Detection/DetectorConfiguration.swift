@@ -193,7 +193,9 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
   }()
 
   /// The names of the presets.
-  public static let presetNames = ["reference", "embedding-logistic", "supervised-cnn", "default"]
+  public static let presetNames = [
+    "reference", "embedding-logistic", "supervised-cnn", "token-fusion", "default",
+  ]
 
   /// The named preset.
   ///
@@ -202,6 +204,10 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
   /// - `embedding-logistic`: logistic regression on the mean-pooled token embedding (baseline).
   /// - `supervised-cnn`: the supervised token-matrix CNN's window score with the mean-pooled
   ///   embedding and the CurvaLID geometry, logistic regression (issue 6's first default).
+  /// - `token-fusion`: `default` fused with a token-level detector: the supervised CNN with a
+  ///   per-position attack logit pooled by log-sum-exp (`kernelSize` 1, 256-token crops, 6 epochs),
+  ///   averaged with the MLP after benign-calibration standardization (`classifier.fuse`).
+  ///   Measured, not shipped (docs/evaluation.md).
   /// - `default`: the reference MLP on the mean-pooled embedding, the CurvaLID geometry and the
   ///   log token count (issue 6; the comparison and ablations are in docs/evaluation.md).
   /// - Throws: `DetectionError(.invalidInput)` for an unknown name.
@@ -220,6 +226,20 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
     case "default":
       return DetectorConfiguration(
         features: ["mean_embedding", "prompt_lid", "curvature_conv1", "curvature_conv2", "log_tokens"])
+    case "token-fusion":
+      var configuration = DetectorConfiguration(
+        features: [
+          "mean_embedding", "prompt_lid", "curvature_conv1", "curvature_conv2", "log_tokens",
+          "supervised_cnn",
+        ])
+      var cnn = SupervisedCNN()
+      cnn.crop = 256
+      cnn.kernelSize = 1
+      cnn.epochs = 6
+      cnn.pooling = "logSumExp"
+      configuration.supervisedCNN = cnn
+      configuration.classifier.fuse = "supervised_cnn"
+      return configuration
     case "supervised-cnn":
       var configuration = DetectorConfiguration(
         features: ["supervised_cnn", "mean_embedding", "prompt_lid", "curvature_conv1", "curvature_conv2"])

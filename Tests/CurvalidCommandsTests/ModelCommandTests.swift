@@ -29,6 +29,8 @@ final class ModelCommandTests: XCTestCase {
       common + [
         "--output", directory.path + "/b.safetensors", "--seed", "7", "--preset", "embedding-logistic",
       ])
+    _ = try? BinaryRunner.run(
+      common + ["--output", directory.path + "/fused.safetensors", "--preset", "token-fusion"] + tiny)
   }
 
   override class func tearDown() {
@@ -67,6 +69,21 @@ final class ModelCommandTests: XCTestCase {
     XCTAssertTrue(text.output.contains("features: prompt_lid, curvature_conv1, curvature_conv2"), text.output)
     XCTAssertTrue(
       text.output.contains("feature blocks: prompt_lid, curvature_conv1, curvature_conv2"), text.output)
+    XCTAssertTrue(object["fused_block"] is NSNull)
+    XCTAssertFalse(text.output.contains("fused"), text.output)
+  }
+
+  func testInspectNamesTheFusedBlock() throws {
+    let path = try bundle("fused")
+    let text = try BinaryRunner.run(["model", "inspect", path])
+    XCTAssertEqual(text.status, 0, text.standardError)
+    XCTAssertTrue(
+      text.output.contains("score: the classifier fused with supervised_cnn (benign calibration:"),
+      text.output)
+    let json = try BinaryRunner.run(["model", "inspect", path, "--json"])
+    let object = try XCTUnwrap(JSONSerialization.jsonObject(with: json.standardOutput) as? [String: Any])
+    XCTAssertEqual(object["fused_block"] as? String, "supervised_cnn")
+    XCTAssertEqual((object["features"] as? [String])?.last, "supervised_cnn")
   }
 
   func testCompareListsDisagreements() throws {

@@ -33,8 +33,29 @@ final class ConfigurationAndCorpusTests: XCTestCase {
     XCTAssertEqual(cnn.features.first, "supervised_cnn")
     XCTAssertNotNil(cnn.supervisedCNN)
     XCTAssertEqual(cnn.classifier.kind, "logistic")
+    XCTAssertNil(cnn.classifier.fuse)
+    XCTAssertNil(shipped.classifier.fuse)
     XCTAssertEqual(
-      DetectorConfiguration.presetNames, ["reference", "embedding-logistic", "supervised-cnn", "default"])
+      DetectorConfiguration.presetNames,
+      ["reference", "embedding-logistic", "supervised-cnn", "token-fusion", "default"])
+  }
+
+  func testTokenFusionPresetIsTheDefaultFusedWithALogSumExpTokenCNN() throws {
+    let shipped = try DetectorConfiguration.preset(named: "default")
+    let fused = try DetectorConfiguration.preset(named: "token-fusion")
+    XCTAssertEqual(fused.features, shipped.features + ["supervised_cnn"])
+    XCTAssertEqual(fused.classifier.fuse, "supervised_cnn")
+    var classifier = fused.classifier
+    classifier.fuse = nil
+    XCTAssertEqual(classifier, shipped.classifier)
+    XCTAssertEqual(fused.featureNetwork, shipped.featureNetwork)
+    let token = try XCTUnwrap(fused.supervisedCNN)
+    XCTAssertEqual(token.pooling, "logSumExp")
+    XCTAssertEqual(token.kernelSize, 1)
+    XCTAssertEqual(token.crop, 256)
+    XCTAssertEqual(token.epochs, 6)
+    XCTAssertEqual(token.ensemble, 1)
+    XCTAssertEqual(try DetectorConfiguration.fromJSON(fused.json()), fused)
   }
 
   func testOverrides() throws {
