@@ -137,7 +137,7 @@ public final class ScoringModel: Sendable {
   public let classifier: ClassifierModel
   /// The fusion statistics when `configuration.classifier.fuse` names a block.
   public let fusion: ScoreFusion?
-  private let pool = NetworkPool()
+  private let pool = ReusablePool<NetworkPair>()
 
   /// Assembles a model.
   init(
@@ -259,7 +259,9 @@ public final class ScoringModel: Sendable {
     throws(DetectionError) -> [PromptEvaluation]
   {
     guard !embeddings.isEmpty else { return [] }
-    let networks = try pool.take(self)
+    let networks = try pool.take { () throws(DetectionError) in
+      NetworkPair(feature: try featureNetwork?.makeNetwork(), classifier: try classifier.makeNetwork())
+    }
     defer { pool.give(networks) }
     let (raw, outputs) = rawFeatures(embeddings, networks: networks, stages: stages)
     var transformed: [Matrix] = []
@@ -360,25 +362,32 @@ final class NetworkPair: @unchecked Sendable {
   }
 }
 
-/// Idle network pairs, handed to one caller at a time.
-final class NetworkPool: @unchecked Sendable {
+/// Idle values (networks, which keep per-call workspaces), handed to one caller at a time and
+/// made on demand when none is idle; at most `limit` are kept.
+final class ReusablePool<Value>: @unchecked Sendable {
   private let lock = NSLock()
-  private var idle: [NetworkPair] = []
+  private var idle: [Value] = []
+  private let limit: Int
 
-  func take(_ model: ScoringModel) throws(DetectionError) -> NetworkPair {
-    lock.lock()
-    if let pair = idle.popLast() {
-      lock.unlock()
-      return pair
-    }
-    lock.unlock()
-    return NetworkPair(
-      feature: try model.featureNetwork?.makeNetwork(), classifier: try model.classifier.makeNetwork())
+  init(limit: Int = 8) {
+    self.limit = limit
   }
 
-  func give(_ pair: NetworkPair) {
+  /// An idle value, or a new one from `make`.
+  func take(orMake make: () throws(DetectionError) -> Value) throws(DetectionError) -> Value {
     lock.lock()
-    if idle.count < 8 { idle.append(pair) }
+    if let value = idle.popLast() {
+      lock.unlock()
+      return value
+    }
+    lock.unlock()
+    return try make()
+  }
+
+  /// Returns a value for reuse.
+  func give(_ value: Value) {
+    lock.lock()
+    if idle.count < limit { idle.append(value) }
     lock.unlock()
   }
 }

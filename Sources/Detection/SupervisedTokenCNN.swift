@@ -49,7 +49,11 @@ public struct SupervisedTokenCNNBlock: SupervisedFeatureBlock {
   public let wireNames = ["supervised_cnn"]
   /// The trained tensors of every member (names `block.supervised_cnn.*` for member 0,
   /// `block.supervised_cnn.member<i>.*` for member `i ≥ 1`), empty until trained or loaded.
-  public private(set) var tensors: [NamedTensor] = []
+  public private(set) var tensors: [NamedTensor] = [] {
+    didSet { networkPool = ReusablePool() }
+  }
+  /// Networks holding `tensors`, reused across `extract` calls (a new pool when they change).
+  private var networkPool = ReusablePool<NetworkSet>()
   /// During training only: the fold (`0..<ensemble`) of each training row, in the order `train`
   /// received them (empty unless `outOfFold`; not stored in bundles).
   private(set) var trainingFolds: [Int] = []
@@ -304,9 +308,13 @@ public struct SupervisedTokenCNNBlock: SupervisedFeatureBlock {
   ///   64), `2 · w · d · f · Σ kernel widths` flops for the convolutions.
   public func extract(_ batch: FeatureBatch) -> Matrix {
     let members = settings.ensemble
-    guard !tensors.isEmpty, let networks = try? makeNetworks() else {
+    guard !tensors.isEmpty,
+      let set = try? networkPool.take(orMake: { () throws(DetectionError) in NetworkSet(try makeNetworks()) })
+    else {
       return Matrix(rows: batch.count, columns: members)
     }
+    defer { networkPool.give(set) }
+    let networks = set.networks
     let crop = settings.crop
     let d = hiddenSize
     var windows: [(item: Int, start: Int)] = []
@@ -371,5 +379,14 @@ public struct SupervisedTokenCNNBlock: SupervisedFeatureBlock {
     }
     self.tensors = stored
     _ = try makeNetworks()
+  }
+}
+
+/// The networks of every ensemble member, for one `extract` call at a time.
+final class NetworkSet: @unchecked Sendable {
+  let networks: [Sequential]
+
+  init(_ networks: [Sequential]) {
+    self.networks = networks
   }
 }
