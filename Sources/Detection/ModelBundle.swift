@@ -194,7 +194,7 @@ public struct ModelBundle: Sendable {
       blocks.append(block)
     }
     let fusedBlock = ScoringModel.fusedBlockIndex(configuration)
-    let width = blocks.indices.filter { $0 != fusedBlock }.reduce(0) { $0 + blocks[$1].width }
+    let width = ScoringModel.classifierWidth(blocks, fusedBlock: fusedBlock)
     let mean = try tensor("features.mean").values
     let deviation = try tensor("features.std").values
     guard mean.count == width, deviation.count == width else {

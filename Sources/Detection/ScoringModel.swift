@@ -168,8 +168,11 @@ public final class ScoringModel: Sendable {
   }
 
   /// The classifier's input width: every block but the fused one.
-  public var classifierWidth: Int {
-    blocks.indices.filter { $0 != fusedBlockIndex }.reduce(0) { $0 + blocks[$1].width }
+  public var classifierWidth: Int { Self.classifierWidth(blocks, fusedBlock: fusedBlockIndex) }
+
+  /// The summed width of `blocks` without the block at `fusedBlock`.
+  static func classifierWidth(_ blocks: [any FeatureBlock], fusedBlock: Int?) -> Int {
+    blocks.indices.filter { $0 != fusedBlock }.reduce(0) { $0 + blocks[$1].width }
   }
 
   /// The classifier's input parts: `parts` without the fused block's.

@@ -242,10 +242,11 @@ public struct SupervisedTokenCNNBlock: SupervisedFeatureBlock {
           let size = batchEnd - batchStart
           // `logSumExp` networks pad only to the batch's longest crop (at least the kernel width);
           // `meanAndMax` keeps padding to `crop`, so existing configurations train the same bytes.
-          let longest = (0..<size).map { min(crop, embeddings[batchStart + $0].hidden.rows) }.max() ?? 0
-          let length =
-            settings.pooling == "logSumExp"
-            ? min(crop, max(longest, settings.kernelSize(member: member))) : crop
+          var length = crop
+          if settings.pooling == "logSumExp" {
+            let longest = (0..<size).map { embeddings[batchStart + $0].hidden.rows }.max() ?? 0
+            length = min(crop, max(longest, settings.kernelSize(member: member)))
+          }
           var storage = [Float](repeating: 0, count: size * length * d)
           var lengths: [Int] = []
           var labels: [Int] = []
