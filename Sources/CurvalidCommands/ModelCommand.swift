@@ -91,6 +91,7 @@ enum ModelCommand {
         "\"features\":[" + features.map(JSONText.string).joined(separator: ",") + "]",
         "\"threshold\":\(JSONText.number(bundle.threshold))",
         "\"fused_block\":\(bundle.configuration.classifier.fuse.map(JSONText.string) ?? "null")",
+        "\"fusion_rule\":\(bundle.model.fusion.map { JSONText.string($0.rule.rawValue) } ?? "null")",
         "\"evaluation\":{"
           + evaluation.map { "\(JSONText.string($0.key)):\(JSONText.number($0.value))" }.joined(
             separator: ",")
@@ -112,9 +113,10 @@ enum ModelCommand {
       if let fused = bundle.configuration.classifier.fuse, let fusion = bundle.model.fusion {
         text += String(
           format:
-            "score: the classifier fused with %@ (benign calibration: classifier logit %.4f ± %.4f, %@ %.4f ± %.4f)\n",
-          fused, fusion.classifierMean, fusion.classifierDeviation, fused, fusion.blockMean,
-          fusion.blockDeviation)
+            "score: the classifier fused with %@ by the %@ rule (benign calibration: "
+            + "classifier logit %.4f ± %.4f, %@ %.4f ± %.4f)\n",
+          fused, fusion.rule.rawValue, fusion.classifierMean, fusion.classifierDeviation, fused,
+          fusion.blockMean, fusion.blockDeviation)
       }
       text += "training counts:\n"
       let width = counts.map(\.key.count).max() ?? 0

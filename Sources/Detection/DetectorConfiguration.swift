@@ -68,9 +68,17 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
     /// and averaged: the classifier cannot learn to lean on the block's (over-confident) training
     /// scores. `nil` (absent in older bundles): the classifier's probability is the score.
     public var fuse: String?
+    /// How the two standardized scores of `fuse` combine: `mean` (`σ((z₁ + z₂)/2)`: each detector
+    /// moves the score, and one's confident "benign" cancels the other's "attack") or `max`
+    /// (`σ(max(z₁, z₂))`: either detector alone can reject, the two share the calibrated FPR).
+    /// `nil` (absent in older bundles): `mean`.
+    public var fuseRule: String?
 
     /// The default classifier.
     public init() {}
+
+    /// `fuseRule` as a `ScoreFusion.Rule` (`mean` when absent or unknown; `validate` refuses unknown).
+    var fusionRule: ScoreFusion.Rule { fuseRule.flatMap(ScoreFusion.Rule.init(rawValue:)) ?? .mean }
   }
 
   /// The supervised token-matrix CNN (`supervised_cnn` block, issue 6).
@@ -105,6 +113,11 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
     /// pooled by log-sum-exp: a smooth maximum, so one attack-like span can decide the prompt).
     /// Absent in older bundles: `meanAndMax`.
     public var pooling: String = "meanAndMax"
+    /// Which token rows the networks read: `encoder` (the encoder's last hidden state) or
+    /// `lexical` (the encoder's input embedding of each token, without position or context:
+    /// `BertEncoder.lexicalRows`), so that a phrase reads the same wherever it sits. Absent in
+    /// older bundles: `encoder`.
+    public var rows: String = "encoder"
 
     /// The kernel width of ensemble member `member`.
     public func kernelSize(member: Int) -> Int {
@@ -116,7 +129,7 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
       case crop, filters, kernelSize, epochs, batchSize, learningRate, l2, ensemble, outOfFold
-      case memberKernelSizes, pooling
+      case memberKernelSizes, pooling, rows
     }
 
     /// Encodes the settings; fields added after the first release are written only when they
@@ -138,6 +151,7 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
         try container.encode(memberKernelSizes, forKey: .memberKernelSizes)
       }
       if everyField || pooling != "meanAndMax" { try container.encode(pooling, forKey: .pooling) }
+      if everyField || rows != "encoder" { try container.encode(rows, forKey: .rows) }
     }
 
     /// Decodes stored settings; fields added after the first release fall back to their defaults.
@@ -154,6 +168,7 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
       outOfFold = try container.decodeIfPresent(Bool.self, forKey: .outOfFold) ?? false
       memberKernelSizes = try container.decodeIfPresent([Int].self, forKey: .memberKernelSizes) ?? []
       pooling = try container.decodeIfPresent(String.self, forKey: .pooling) ?? "meanAndMax"
+      rows = try container.decodeIfPresent(String.self, forKey: .rows) ?? "encoder"
     }
   }
 
@@ -194,7 +209,7 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
 
   /// The names of the presets.
   public static let presetNames = [
-    "reference", "embedding-logistic", "supervised-cnn", "token-fusion", "default",
+    "reference", "embedding-logistic", "supervised-cnn", "embedding-geometry", "token-fusion", "default",
   ]
 
   /// The named preset.
@@ -204,12 +219,16 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
   /// - `embedding-logistic`: logistic regression on the mean-pooled token embedding (baseline).
   /// - `supervised-cnn`: the supervised token-matrix CNN's window score with the mean-pooled
   ///   embedding and the CurvaLID geometry, logistic regression (issue 6's first default).
-  /// - `token-fusion`: `default` fused with a token-level detector: the supervised CNN with a
-  ///   per-position attack logit pooled by log-sum-exp (`kernelSize` 1, 256-token crops, 6 epochs),
-  ///   averaged with the MLP after benign-calibration standardization (`classifier.fuse`).
-  ///   Measured, not shipped (docs/evaluation.md).
-  /// - `default`: the reference MLP on the mean-pooled embedding, the CurvaLID geometry and the
-  ///   log token count (issue 6; the comparison and ablations are in docs/evaluation.md).
+  /// - `embedding-geometry`: the reference MLP on the mean-pooled embedding, the CurvaLID geometry
+  ///   and the log token count (the default until the phrase detector joined it, model `00a8f71f`).
+  /// - `token-fusion`: `embedding-geometry` fused with a token-level detector on the encoder's
+  ///   output rows: the supervised CNN with a per-position attack logit pooled by log-sum-exp
+  ///   (`kernelSize` 1, 256-token crops, 6 epochs), averaged with the MLP after
+  ///   benign-calibration standardization (`classifier.fuse`). Measured, not shipped.
+  /// - `default`: `embedding-geometry` plus the mean of the last 32 token rows (`tail_embedding`)
+  ///   under the MLP, fused with a phrase detector: the log-sum-exp token CNN with `kernelSize` 3
+  ///   on the encoder's context-free token rows (`rows=lexical`), so that an instruction appended
+  ///   to a long benign task reads the same as on its own (issue 6; docs/evaluation.md).
   /// - Throws: `DetectionError(.invalidInput)` for an unknown name.
   public static func preset(named name: String) throws(DetectionError) -> DetectorConfiguration {
     switch name {
@@ -223,23 +242,20 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
       configuration.classifier.patience = 8
       configuration.classifier.learningRate = 0.01
       return configuration
-    case "default":
+    case "embedding-geometry":
       return DetectorConfiguration(
         features: ["mean_embedding", "prompt_lid", "curvature_conv1", "curvature_conv2", "log_tokens"])
     case "token-fusion":
-      var configuration = DetectorConfiguration(
+      return fusedTokenCNN(
+        features: ["mean_embedding", "prompt_lid", "curvature_conv1", "curvature_conv2", "log_tokens"],
+        kernelSize: 1, rows: "encoder", fuseRule: nil)
+    case "default":
+      return fusedTokenCNN(
         features: [
-          "mean_embedding", "prompt_lid", "curvature_conv1", "curvature_conv2", "log_tokens",
-          "supervised_cnn",
-        ])
-      var cnn = SupervisedCNN()
-      cnn.crop = 256
-      cnn.kernelSize = 1
-      cnn.epochs = 6
-      cnn.pooling = "logSumExp"
-      configuration.supervisedCNN = cnn
-      configuration.classifier.fuse = "supervised_cnn"
-      return configuration
+          "mean_embedding", "tail_embedding", "prompt_lid", "curvature_conv1", "curvature_conv2",
+          "log_tokens",
+        ],
+        kernelSize: 3, rows: "lexical", fuseRule: "max")
     case "supervised-cnn":
       var configuration = DetectorConfiguration(
         features: ["supervised_cnn", "mean_embedding", "prompt_lid", "curvature_conv1", "curvature_conv2"])
@@ -254,6 +270,24 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
         .invalidInput,
         "unknown preset '\(name)' (presets: \(presetNames.joined(separator: ", ")))")
     }
+  }
+
+  /// The reference MLP on `features`, fused (`classifier.fuse`) with a `supervised_cnn` of
+  /// `logSumExp` pooling over 256-token crops, trained for 6 epochs.
+  private static func fusedTokenCNN(features: [String], kernelSize: Int, rows: String, fuseRule: String?)
+    -> DetectorConfiguration
+  {
+    var configuration = DetectorConfiguration(features: features + ["supervised_cnn"])
+    var cnn = SupervisedCNN()
+    cnn.crop = 256
+    cnn.kernelSize = kernelSize
+    cnn.epochs = 6
+    cnn.pooling = "logSumExp"
+    cnn.rows = rows
+    configuration.supervisedCNN = cnn
+    configuration.classifier.fuse = "supervised_cnn"
+    configuration.classifier.fuseRule = fuseRule
+    return configuration
   }
 
   /// Applies one `key=value` override; keys are the JSON paths of the configuration
@@ -292,7 +326,7 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
   }
 
   /// Optional fields, which stored JSON leaves out while they are `nil`: overrides may still set them.
-  static let optionalKeys: Set<String> = ["classifier.fuse"]
+  static let optionalKeys: Set<String> = ["classifier.fuse", "classifier.fuseRule"]
 
   private static func set(
     _ object: inout [String: Any], path: ArraySlice<String>, value: String, key: String
@@ -360,6 +394,10 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
       try require(features.contains(fuse), "classifier.fuse '\(fuse)' is not one of the features")
       try require(features.count >= 2, "classifier.fuse needs another feature block for the classifier")
     }
+    if let rule = classifier.fuseRule {
+      try require(ScoreFusion.Rule(rawValue: rule) != nil, "classifier.fuseRule: mean or max")
+      try require(classifier.fuse != nil, "classifier.fuseRule needs classifier.fuse")
+    }
     try require(lidK >= 2, "lidK must be ≥ 2")
     try require(
       LIDEstimator(rawValue: lidEstimator) != nil, "lidEstimator: methodOfMoments or maximumLikelihood")
@@ -379,6 +417,7 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
         "supervisedCNN.memberKernelSizes must lie in 1…crop")
       try require(
         ["meanAndMax", "logSumExp"].contains(cnn.pooling), "supervisedCNN.pooling: meanAndMax or logSumExp")
+      try require(["encoder", "lexical"].contains(cnn.rows), "supervisedCNN.rows: encoder or lexical")
     }
   }
 

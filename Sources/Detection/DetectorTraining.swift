@@ -188,7 +188,8 @@ public enum DetectorTraining {
     if let fusedBlock {
       let logits = ScoringModel.logitDifferences(calibrationInput, classifier: classifierNetwork)
       let block = calibrationParts[fusedBlock].storage
-      let statistics = ScoreFusion(benignLogits: logits, benignBlock: block)
+      let statistics = ScoreFusion(
+        benignLogits: logits, benignBlock: block, rule: configuration.classifier.fusionRule)
       fusion = statistics
       calibrationScores = zip(logits, block).map { statistics.score(logit: $0, block: $1) }
     } else {

@@ -9,6 +9,15 @@ import LinearAlgebra
   import Darwin
 #endif
 
+/// Context-free token rows for blocks that look for phrases wherever they sit
+/// (`BertEncoder.lexicalRows(ids:)`).
+public protocol TokenLexicon: Sendable {
+  /// One row per id, `[ids.count, hidden]`.
+  func lexicalRows(ids: [Int]) throws(EmbeddingsError) -> Matrix
+}
+
+extension BertEncoder: TokenLexicon {}
+
 /// The token embeddings of one prompt as the detector uses them.
 public struct PromptEmbedding: Sendable, Equatable {
   /// Token ids of the rows kept, `[rows]` (`[CLS] … [SEP]` per window).
@@ -17,12 +26,32 @@ public struct PromptEmbedding: Sendable, Equatable {
   public var hidden: Matrix
   /// Token rows of the whole prompt over all windows (≥ `ids.count`).
   public var totalTokens: Int
+  /// The encoder that made `hidden`, for `lexicalRows()` (`EmbeddingProvider` sets it; not part
+  /// of equality, not cached).
+  public var lexicon: (any TokenLexicon)?
 
   /// Creates an embedding.
-  public init(ids: [Int], hidden: Matrix, totalTokens: Int) {
+  public init(ids: [Int], hidden: Matrix, totalTokens: Int, lexicon: (any TokenLexicon)? = nil) {
     self.ids = ids
     self.hidden = hidden
     self.totalTokens = totalTokens
+    self.lexicon = lexicon
+  }
+
+  /// The context-free rows of `ids` (`[ids.count, hidden]`), or `nil` without a lexicon.
+  ///
+  /// - Throws: `DetectionError(.internalError)` when the lexicon rejects an id.
+  public func lexicalRows() throws(DetectionError) -> Matrix? {
+    guard let lexicon else { return nil }
+    do {
+      return try lexicon.lexicalRows(ids: ids)
+    } catch {
+      throw DetectionError(.internalError, "lexical rows: \(error.message)")
+    }
+  }
+
+  public static func == (lhs: PromptEmbedding, rhs: PromptEmbedding) -> Bool {
+    lhs.ids == rhs.ids && lhs.hidden == rhs.hidden && lhs.totalTokens == rhs.totalTokens
   }
 }
 
@@ -230,7 +259,8 @@ public struct EmbeddingProvider: Sendable {
     }
     return zip(embedded, windows).map { result, all in
       PromptEmbedding(
-        ids: result.ids, hidden: result.hidden, totalTokens: all.reduce(0) { $0 + $1.count })
+        ids: result.ids, hidden: result.hidden, totalTokens: all.reduce(0) { $0 + $1.count },
+        lexicon: encoder.model)
     }
   }
 
@@ -243,7 +273,8 @@ public struct EmbeddingProvider: Sendable {
     var results = [PromptEmbedding?](repeating: nil, count: texts.count)
     var missing: [Int] = []
     for (index, text) in texts.enumerated() {
-      if let hit = cache.load(text: text, maxWindows: maxWindows) {
+      if var hit = cache.load(text: text, maxWindows: maxWindows) {
+        hit.lexicon = encoder.model
         results[index] = hit
       } else {
         missing.append(index)

@@ -9,6 +9,12 @@ public struct FeatureBlockContext: Sendable {
   public let configuration: DetectorConfiguration
   /// Encoder width `d`.
   public let hiddenSize: Int
+
+  /// A context for blocks of a `hiddenSize`-wide encoder.
+  package init(configuration: DetectorConfiguration, hiddenSize: Int) {
+    self.configuration = configuration
+    self.hiddenSize = hiddenSize
+  }
 }
 
 /// A named group of classifier inputs computed from a batch of prompts.
@@ -70,7 +76,7 @@ public enum FeatureBlockRegistry {
   /// Every block type, by name.
   public static let types: [any FeatureBlock.Type] = [
     PromptLIDBlock.self, CurvatureBlock.Conv1.self, CurvatureBlock.Conv2.self, MeanEmbeddingBlock.self,
-    LogTokenCountBlock.self, SupervisedTokenCNNBlock.self,
+    LogTokenCountBlock.self, SupervisedTokenCNNBlock.self, TailEmbeddingBlock.self,
   ]
 
   /// The block names.
@@ -249,18 +255,40 @@ public struct MeanEmbeddingBlock: FeatureBlock {
   public let wireNames: [String] = []
   public init(context: FeatureBlockContext) { rawWidth = context.hiddenSize }
   public func extract(_ batch: FeatureBatch) -> Matrix {
-    var storage = [Float](repeating: 0, count: batch.count * rawWidth)
+    Self.means(batch, width: rawWidth) { rows in 0..<rows }
+  }
+
+  /// The mean of each prompt's token rows in `span(rows)`: `[batch, width]` (zeros for an empty
+  /// span); `width` is the encoder's `d`.
+  static func means(_ batch: FeatureBatch, width: Int, span: (Int) -> Range<Int>) -> Matrix {
+    var storage = [Float](repeating: 0, count: batch.count * width)
     for (item, embedding) in batch.embeddings.enumerated() {
-      let rows = embedding.hidden.rows
-      guard rows > 0 else { continue }
-      let scale = 1 / Float(rows)
+      let range = span(embedding.hidden.rows)
+      guard !range.isEmpty else { continue }
+      let scale = 1 / Float(range.count)
       embedding.hidden.storage.withUnsafeBufferPointer { source in
-        for row in 0..<rows {
-          for c in 0..<rawWidth { storage[item * rawWidth + c] += source[row * rawWidth + c] * scale }
+        for row in range {
+          for c in 0..<width { storage[item * width + c] += source[row * width + c] * scale }
         }
       }
     }
-    return Matrix(rows: batch.count, columns: rawWidth, storage: storage)
+    return Matrix(rows: batch.count, columns: width, storage: storage)
+  }
+}
+
+/// The mean of a prompt's last `tokens` kept rows (`[SEP]` included; all rows when fewer): `[d]`.
+/// Instructions appended to a long benign task (prompt injection) sit at the end, where the whole
+/// prompt's mean dilutes them.
+public struct TailEmbeddingBlock: FeatureBlock {
+  public static let name = "tail_embedding"
+  public static let needsFeatureNetwork = false
+  /// Rows averaged at the end of the prompt.
+  public static let tokens = 32
+  public let rawWidth: Int
+  public let wireNames: [String] = []
+  public init(context: FeatureBlockContext) { rawWidth = context.hiddenSize }
+  public func extract(_ batch: FeatureBatch) -> Matrix {
+    MeanEmbeddingBlock.means(batch, width: rawWidth) { rows in max(0, rows - Self.tokens)..<rows }
   }
 }
 

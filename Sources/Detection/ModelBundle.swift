@@ -224,7 +224,7 @@ public struct ModelBundle: Sendable {
       }
       fusion = ScoreFusion(
         classifierMean: stored[0], classifierDeviation: stored[1], blockMean: stored[2],
-        blockDeviation: stored[3])
+        blockDeviation: stored[3], rule: configuration.classifier.fusionRule)
     }
     let model = ScoringModel(
       configuration: configuration, hiddenSize: hiddenSize, featureNetwork: featureNetwork, blocks: blocks,

@@ -67,10 +67,11 @@ public struct PromptEvaluation: Sendable {
 }
 
 /// Score fusion (`DetectorConfiguration.Classifier.fuse`): a one-column block kept out of the
-/// classifier and averaged with it after both are standardized on benign calibration prompts.
+/// classifier and combined with it after both are standardized on benign calibration prompts.
 ///
-/// `score = σ(((ℓ − μ_c) / σ_c + (s − μ_b) / σ_b) / 2)`, with `ℓ = logit(attack) − logit(benign)`
-/// of the classifier and `s` the block's feature.
+/// With `z₁ = (ℓ − μ_c) / σ_c` and `z₂ = (s − μ_b) / σ_b`, where `ℓ = logit(attack) − logit(benign)`
+/// of the classifier and `s` the block's feature: `score = σ((z₁ + z₂) / 2)` (rule `mean`) or
+/// `σ(max(z₁, z₂))` (rule `max`).
 public struct ScoreFusion: Sendable, Equatable {
   /// Mean of `ℓ` on the benign calibration prompts.
   public var classifierMean: Float
@@ -80,9 +81,24 @@ public struct ScoreFusion: Sendable, Equatable {
   public var blockMean: Float
   /// Standard deviation of the block's feature there (floored at 1e-6).
   public var blockDeviation: Float
+  /// How the standardized scores combine.
+  public var rule: Rule
+
+  /// How the two standardized scores `z₁` (classifier) and `z₂` (block) combine
+  /// (`DetectorConfiguration.Classifier.fuseRule`).
+  public enum Rule: String, Sendable, Equatable {
+    /// `(z₁ + z₂) / 2`.
+    case mean
+    /// `max(z₁, z₂)`: either detector alone can reject.
+    case max
+  }
 
   /// Creates a fusion from its four statistics.
-  public init(classifierMean: Float, classifierDeviation: Float, blockMean: Float, blockDeviation: Float) {
+  public init(
+    classifierMean: Float, classifierDeviation: Float, blockMean: Float, blockDeviation: Float,
+    rule: Rule = .mean
+  ) {
+    self.rule = rule
     self.classifierMean = classifierMean
     self.classifierDeviation = max(classifierDeviation, 1e-6)
     self.blockMean = blockMean
@@ -90,7 +106,7 @@ public struct ScoreFusion: Sendable, Equatable {
   }
 
   /// The statistics of benign calibration values: `logits` and `block` are `[n]`.
-  public init(benignLogits logits: [Float], benignBlock block: [Float]) {
+  public init(benignLogits logits: [Float], benignBlock block: [Float], rule: Rule = .mean) {
     func statistics(_ values: [Float]) -> (Float, Float) {
       let count = Double(max(values.count, 1))
       let mean = values.reduce(0.0) { $0 + Double($1) } / count
@@ -101,7 +117,7 @@ public struct ScoreFusion: Sendable, Equatable {
     let (blockMean, blockDeviation) = statistics(block)
     self.init(
       classifierMean: classifierMean, classifierDeviation: classifierDeviation, blockMean: blockMean,
-      blockDeviation: blockDeviation)
+      blockDeviation: blockDeviation, rule: rule)
   }
 
   /// The stored form, `[μ_c, σ_c, μ_b, σ_b]` (bundle tensor `fusion.statistics`).
@@ -111,7 +127,8 @@ public struct ScoreFusion: Sendable, Equatable {
   public func score(logit: Float, block: Float) -> Float {
     let a = (logit - classifierMean) / classifierDeviation
     let b = (block - blockMean) / blockDeviation
-    let z = ((a.isFinite ? a : 0) + (b.isFinite ? b : 0)) / 2
+    let (z1, z2) = (a.isFinite ? a : 0, b.isFinite ? b : 0)
+    let z = rule == .mean ? (z1 + z2) / 2 : Swift.max(z1, z2)
     return 1 / (1 + FastMath.exp(-max(min(z, 80), -80)))
   }
 }

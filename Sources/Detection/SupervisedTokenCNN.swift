@@ -108,6 +108,19 @@ public struct SupervisedTokenCNNBlock: SupervisedFeatureBlock {
     return pooling
   }
 
+  /// The rows the networks read for one prompt (`settings.rows`): the encoder's last hidden state
+  /// (`encoder`) or the context-free rows of its tokens (`lexical`), `[rows, d]`.
+  ///
+  /// - Throws: `DetectionError(.invalidInput)` for `lexical` rows of an embedding without a lexicon.
+  static func inputRows(_ embedding: PromptEmbedding, rows: String) throws(DetectionError) -> Matrix {
+    guard rows == "lexical" else { return embedding.hidden }
+    guard let lexical = try embedding.lexicalRows() else {
+      throw DetectionError(
+        .invalidInput, "supervised_cnn reads lexical rows, but the embeddings carry no encoder lexicon")
+    }
+    return lexical
+  }
+
   /// Copies up to `crop` rows starting at `start` of `hidden` into `storage` at item `item`
   /// (`[items, crop, d]`, zero padded) and returns the valid convolution positions.
   static func fill(
@@ -235,7 +248,10 @@ public struct SupervisedTokenCNNBlock: SupervisedFeatureBlock {
       var start = 0
       while start < order.count {
         let positions = order[start..<min(start + chunk, order.count)]
-        let embeddings = try load(ArraySlice(positions.map { indices[$0] }))
+        var inputs: [Matrix] = []
+        for embedding in try load(ArraySlice(positions.map { indices[$0] })) {
+          inputs.append(try Self.inputRows(embedding, rows: settings.rows))
+        }
         var batchStart = 0
         while batchStart < positions.count {
           let batchEnd = min(batchStart + settings.batchSize, positions.count)
@@ -244,7 +260,7 @@ public struct SupervisedTokenCNNBlock: SupervisedFeatureBlock {
           // `meanAndMax` keeps padding to `crop`, so existing configurations train the same bytes.
           var length = crop
           if settings.pooling == "logSumExp" {
-            let longest = (0..<size).map { embeddings[batchStart + $0].hidden.rows }.max() ?? 0
+            let longest = (0..<size).map { inputs[batchStart + $0].rows }.max() ?? 0
             length = min(crop, max(longest, settings.kernelSize(member: member)))
           }
           var storage = [Float](repeating: 0, count: size * length * d)
@@ -253,7 +269,7 @@ public struct SupervisedTokenCNNBlock: SupervisedFeatureBlock {
           var sampleWeights: [Float] = []
           for item in 0..<size {
             let position = positions[positions.startIndex + batchStart + item]
-            let hidden = embeddings[batchStart + item].hidden
+            let hidden = inputs[batchStart + item]
             let slack = hidden.rows - crop
             let offset = slack > 0 ? Int(generator.next() % UInt64(slack + 1)) : 0
             lengths.append(
@@ -318,9 +334,13 @@ public struct SupervisedTokenCNNBlock: SupervisedFeatureBlock {
     let networks = set.networks
     let crop = settings.crop
     let d = hiddenSize
+    // A prompt whose rows cannot be made (an embedding without a lexicon) reads as having no rows.
+    let inputs = batch.embeddings.map { embedding in
+      (try? Self.inputRows(embedding, rows: settings.rows)) ?? Matrix(rows: 0, columns: d)
+    }
     var windows: [(item: Int, start: Int)] = []
-    for (item, embedding) in batch.embeddings.enumerated() {
-      for start in Self.windowStarts(rows: embedding.hidden.rows, crop: crop) {
+    for (item, input) in inputs.enumerated() {
+      for start in Self.windowStarts(rows: input.rows, crop: crop) {
         windows.append((item, start))
       }
     }
@@ -332,12 +352,12 @@ public struct SupervisedTokenCNNBlock: SupervisedFeatureBlock {
       let part = windows[first..<min(first + step, windows.count)]
       // Rows per window; the batch is only as long as its longest window (at least the widest
       // kernel): padding rows lie outside every valid position, so the scores do not change.
-      let rows = part.map { max(0, min(crop, batch.embeddings[$0.item].hidden.rows - $0.start)) }
+      let rows = part.map { max(0, min(crop, inputs[$0.item].rows - $0.start)) }
       let length = min(crop, max(rows.max() ?? 0, widestKernel))
       var storage = [Float](repeating: 0, count: part.count * length * d)
       for (slot, window) in part.enumerated() {
         _ = Self.fill(
-          &storage, item: slot, hidden: batch.embeddings[window.item].hidden, start: window.start,
+          &storage, item: slot, hidden: inputs[window.item], start: window.start,
           crop: length, kernelSize: 1)
       }
       let input = Tensor(shape: [part.count, length, d], storage: storage)

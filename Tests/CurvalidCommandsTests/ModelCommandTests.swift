@@ -30,7 +30,7 @@ final class ModelCommandTests: XCTestCase {
         "--output", directory.path + "/b.safetensors", "--seed", "7", "--preset", "embedding-logistic",
       ])
     _ = try? BinaryRunner.run(
-      common + ["--output", directory.path + "/fused.safetensors", "--preset", "token-fusion"] + tiny)
+      common + ["--output", directory.path + "/fused.safetensors", "--preset", "default"] + tiny)
   }
 
   override class func tearDown() {
@@ -70,6 +70,7 @@ final class ModelCommandTests: XCTestCase {
     XCTAssertTrue(
       text.output.contains("feature blocks: prompt_lid, curvature_conv1, curvature_conv2"), text.output)
     XCTAssertTrue(object["fused_block"] is NSNull)
+    XCTAssertTrue(object["fusion_rule"] is NSNull)
     XCTAssertFalse(text.output.contains("fused"), text.output)
   }
 
@@ -78,11 +79,13 @@ final class ModelCommandTests: XCTestCase {
     let text = try BinaryRunner.run(["model", "inspect", path])
     XCTAssertEqual(text.status, 0, text.standardError)
     XCTAssertTrue(
-      text.output.contains("score: the classifier fused with supervised_cnn (benign calibration:"),
+      text.output.contains(
+        "score: the classifier fused with supervised_cnn by the max rule (benign calibration:"),
       text.output)
     let json = try BinaryRunner.run(["model", "inspect", path, "--json"])
     let object = try XCTUnwrap(JSONSerialization.jsonObject(with: json.standardOutput) as? [String: Any])
     XCTAssertEqual(object["fused_block"] as? String, "supervised_cnn")
+    XCTAssertEqual(object["fusion_rule"] as? String, "max")
     XCTAssertEqual((object["features"] as? [String])?.last, "supervised_cnn")
   }
 

@@ -21,41 +21,58 @@ final class ConfigurationAndCorpusTests: XCTestCase {
     XCTAssertEqual(baseline.classifier.kind, "logistic")
   }
 
-  func testDefaultPresetIsTheReferenceClassifierOnEmbeddingGeometryAndLength() throws {
+  func testEmbeddingGeometryPresetIsTheReferenceClassifierOnEmbeddingGeometryAndLength() throws {
     let reference = try DetectorConfiguration.preset(named: "reference")
-    let shipped = try DetectorConfiguration.preset(named: "default")
+    let geometry = try DetectorConfiguration.preset(named: "embedding-geometry")
     XCTAssertEqual(
-      shipped.features, ["mean_embedding", "prompt_lid", "curvature_conv1", "curvature_conv2", "log_tokens"])
-    XCTAssertEqual(shipped.classifier, reference.classifier)
-    XCTAssertEqual(shipped.featureNetwork, reference.featureNetwork)
-    XCTAssertNil(shipped.supervisedCNN)
+      geometry.features, ["mean_embedding", "prompt_lid", "curvature_conv1", "curvature_conv2", "log_tokens"])
+    XCTAssertEqual(geometry.classifier, reference.classifier)
+    XCTAssertEqual(geometry.featureNetwork, reference.featureNetwork)
+    XCTAssertNil(geometry.supervisedCNN)
+    XCTAssertNil(geometry.classifier.fuse)
     let cnn = try DetectorConfiguration.preset(named: "supervised-cnn")
     XCTAssertEqual(cnn.features.first, "supervised_cnn")
     XCTAssertNotNil(cnn.supervisedCNN)
     XCTAssertEqual(cnn.classifier.kind, "logistic")
     XCTAssertNil(cnn.classifier.fuse)
-    XCTAssertNil(shipped.classifier.fuse)
     XCTAssertEqual(
       DetectorConfiguration.presetNames,
-      ["reference", "embedding-logistic", "supervised-cnn", "token-fusion", "default"])
+      ["reference", "embedding-logistic", "supervised-cnn", "embedding-geometry", "token-fusion", "default"])
   }
 
-  func testTokenFusionPresetIsTheDefaultFusedWithALogSumExpTokenCNN() throws {
+  /// `token-fusion` and `default` are `embedding-geometry` fused with a log-sum-exp token CNN: on the
+  /// encoder's rows with `kernelSize` 1 by the mean rule, and on the lexical rows with `kernelSize` 3
+  /// by the max rule (plus the tail embedding under the MLP).
+  func testFusedPresetsAreEmbeddingGeometryWithALogSumExpTokenCNN() throws {
+    let geometry = try DetectorConfiguration.preset(named: "embedding-geometry")
+    let token = try DetectorConfiguration.preset(named: "token-fusion")
     let shipped = try DetectorConfiguration.preset(named: "default")
-    let fused = try DetectorConfiguration.preset(named: "token-fusion")
-    XCTAssertEqual(fused.features, shipped.features + ["supervised_cnn"])
-    XCTAssertEqual(fused.classifier.fuse, "supervised_cnn")
-    var classifier = fused.classifier
-    classifier.fuse = nil
-    XCTAssertEqual(classifier, shipped.classifier)
-    XCTAssertEqual(fused.featureNetwork, shipped.featureNetwork)
-    let token = try XCTUnwrap(fused.supervisedCNN)
-    XCTAssertEqual(token.pooling, "logSumExp")
-    XCTAssertEqual(token.kernelSize, 1)
-    XCTAssertEqual(token.crop, 256)
-    XCTAssertEqual(token.epochs, 6)
-    XCTAssertEqual(token.ensemble, 1)
-    XCTAssertEqual(try DetectorConfiguration.fromJSON(fused.json()), fused)
+    XCTAssertEqual(token.features, geometry.features + ["supervised_cnn"])
+    XCTAssertEqual(
+      shipped.features,
+      [
+        "mean_embedding", "tail_embedding", "prompt_lid", "curvature_conv1", "curvature_conv2", "log_tokens",
+        "supervised_cnn",
+      ])
+    for (fused, kernelSize, rows, rule) in [(token, 1, "encoder", nil), (shipped, 3, "lexical", "max")] {
+      XCTAssertEqual(fused.classifier.fuse, "supervised_cnn")
+      XCTAssertEqual(fused.classifier.fuseRule, rule)
+      var classifier = fused.classifier
+      classifier.fuse = nil
+      classifier.fuseRule = nil
+      XCTAssertEqual(classifier, geometry.classifier)
+      XCTAssertEqual(fused.featureNetwork, geometry.featureNetwork)
+      let cnn = try XCTUnwrap(fused.supervisedCNN)
+      XCTAssertEqual(cnn.pooling, "logSumExp")
+      XCTAssertEqual(cnn.kernelSize, kernelSize)
+      XCTAssertEqual(cnn.rows, rows)
+      XCTAssertEqual(cnn.crop, 256)
+      XCTAssertEqual(cnn.epochs, 6)
+      XCTAssertEqual(cnn.ensemble, 1)
+      XCTAssertEqual(try DetectorConfiguration.fromJSON(fused.json()), fused)
+    }
+    // The token-fusion preset's stored JSON has no `rows` (its bundle bytes predate the field).
+    XCTAssertFalse(token.json().contains("\"rows\""))
   }
 
   func testOverrides() throws {

@@ -28,6 +28,12 @@ final class ScoreFusionTests: XCTestCase {
     XCTAssertEqual(fusion.score(logit: .nan, block: 12), 0.5, accuracy: 1e-6)
     XCTAssertEqual(fusion.score(logit: 1e30, block: 12), 1, accuracy: 1e-6)
     XCTAssertEqual(fusion.score(logit: -1e30, block: 12), 0, accuracy: 1e-6)
+    // The `max` rule: the larger standardized score alone decides.
+    let either = ScoreFusion(benignLogits: [1, 3], benignBlock: [10, 14], rule: .max)
+    XCTAssertEqual(either.score(logit: 4, block: 8), Float(1 / (1 + exp(-2.0))), accuracy: 1e-5)
+    XCTAssertEqual(either.score(logit: 0, block: 18), Float(1 / (1 + exp(-3.0))), accuracy: 1e-5)
+    XCTAssertEqual(either.score(logit: .nan, block: 12), 0.5, accuracy: 1e-6)
+    XCTAssertEqual(either.values, fusion.values)
     // Constant benign values: the deviation is floored, not zero.
     let flat = ScoreFusion(benignLogits: [5, 5], benignBlock: [1, 1])
     XCTAssertEqual(flat.classifierDeviation, 1e-6)
@@ -54,12 +60,32 @@ final class ScoreFusionTests: XCTestCase {
     XCTAssertThrowsError(try bad.apply("supervisedCNN.pooling=median"))
     var alone = DetectorConfiguration(features: ["supervised_cnn"])
     XCTAssertThrowsError(try alone.apply("classifier.fuse=supervised_cnn"))
+
+    // The rule: absent means `mean` and stays out of the JSON; `max` is stored; others refused.
+    XCTAssertFalse(fused.json().contains("fuseRule"))
+    XCTAssertEqual(fused.classifier.fuseRule, nil)
+    var either = fused
+    try either.apply("classifier.fuseRule=max")
+    XCTAssertTrue(either.json().contains("\"fuseRule\":\"max\""))
+    XCTAssertEqual(try DetectorConfiguration.fromJSON(either.json()), either)
+    XCTAssertThrowsError(try either.apply("classifier.fuseRule=median"))
+    XCTAssertThrowsError(try bad.apply("classifier.fuseRule=max")) { error in
+      XCTAssertTrue("\(error)".contains("needs classifier.fuse"), "\(error)")
+    }
   }
 
   func testFusedModelKeepsTheBlockOutOfTheClassifierAndRoundTrips() throws {
+    for rule in ["mean", "max"] {
+      var configuration = try Self.fusedConfiguration()
+      if rule == "max" { try configuration.apply("classifier.fuseRule=max") }
+      try assertFusedModelRoundTrips(configuration, rule: rule)
+    }
+  }
+
+  private func assertFusedModelRoundTrips(_ configuration: DetectorConfiguration, rule: String) throws {
     let cache = try DetectionFixture.temporaryDirectory()
     defer { try? FileManager.default.removeItem(at: cache) }
-    let (result, provider) = try DetectionFixture.train(try Self.fusedConfiguration(), cache: cache)
+    let (result, provider) = try DetectionFixture.train(configuration, cache: cache)
     let model = result.bundle.model
     XCTAssertGreaterThanOrEqual(DetectionFixture.auc(result.testExamples), 0.9)
     let fusion = try XCTUnwrap(model.fusion)
@@ -75,10 +101,11 @@ final class ScoreFusionTests: XCTestCase {
     let url = cache.appendingPathComponent("fused.safetensors")
     try DetectionFixture.assertBundleReproducesTestScores(result, provider: provider, url: url)
     XCTAssertEqual(try ModelBundle.read(from: url, encoderSHA256: nil).model.fusion, fusion)
+    XCTAssertEqual(fusion.rule.rawValue, rule)
   }
 
   func testFusingAWideBlockIsRefused() throws {
-    var configuration = try DetectionFixture.configuration(preset: "default")
+    var configuration = try DetectionFixture.configuration(preset: "embedding-geometry")
     try configuration.apply("classifier.fuse=mean_embedding")
     XCTAssertThrowsError(try DetectionFixture.train(configuration, cache: nil)) { error in
       XCTAssertEqual((error as? DetectionError)?.code, .invalidInput)

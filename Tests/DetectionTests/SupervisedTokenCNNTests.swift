@@ -2,6 +2,7 @@ import Detection
 import Embeddings
 import Foundation
 import LinearAlgebra
+import NeuralNetwork
 import TestSupport
 import XCTest
 
@@ -172,6 +173,73 @@ final class SupervisedTokenCNNTests: XCTestCase {
     for member in 0..<2 {
       XCTAssertEqual(alone.storage[member], padded.storage[member], accuracy: 1e-4)
       XCTAssertNotEqual(alone.storage[member], 0)
+    }
+  }
+
+  func testLexicalRowsSettingIsStoredValidatedAndAbsentInOlderConfigurations() throws {
+    var preset = try DetectorConfiguration.preset(named: "supervised-cnn")
+    XCTAssertEqual(preset.supervisedCNN?.rows, "encoder")
+    XCTAssertFalse(preset.json().contains("\"rows\""))
+    try preset.apply("supervisedCNN.rows=lexical")
+    XCTAssertTrue(preset.json().contains("\"rows\":\"lexical\""))
+    XCTAssertEqual(try DetectorConfiguration.fromJSON(preset.json()), preset)
+    XCTAssertThrowsError(try preset.apply("supervisedCNN.rows=hidden"))
+  }
+
+  /// `rows=lexical`: the networks read the encoder's context-free token rows, which every
+  /// `EmbeddingProvider` embedding carries (cache hits too); the scores differ from the
+  /// encoder-row networks', the bundle reproduces them through a `Detector`, and without a
+  /// lexicon training refuses and scoring reads no rows.
+  func testLexicalRowsNetworkTrainsScoresAndNeedsTheLexicon() throws {
+    let cache = try DetectionFixture.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: cache) }
+    var configuration = try Self.configuration()
+    try configuration.apply("supervisedCNN.rows=lexical")
+    let (result, provider) = try DetectionFixture.train(configuration, cache: cache)
+    let (encoderRows, _) = try DetectionFixture.train(try Self.configuration(), cache: cache)
+    XCTAssertGreaterThanOrEqual(DetectionFixture.auc(result.testExamples), 0.85)
+    let lexicalScores = result.testExamples.map { $0.features["supervised_cnn"] ?? .nan }
+    let encoderScores = encoderRows.testExamples.map { $0.features["supervised_cnn"] ?? .nan }
+    XCTAssertNotEqual(lexicalScores, encoderScores)
+    let url = cache.appendingPathComponent("model.safetensors")
+    try DetectionFixture.assertBundleReproducesTestScores(result, provider: provider, url: url)
+
+    let corpus = try DetectionFixture.corpus()
+    let texts = corpus.select(splits: [.test], labels: [.benign, .adversarial]).map {
+      corpus.records[$0].text
+    }
+    let embedded = try provider.embed(texts)  // every one a cache hit by now
+    for embedding in embedded {
+      let rows = try XCTUnwrap(try embedding.lexicalRows())
+      XCTAssertEqual(rows, try provider.encoder.model.lexicalRows(ids: embedding.ids))
+    }
+    let loaded = try ModelBundle.read(from: url, encoderSHA256: nil)
+    guard var block = loaded.model.blocks.compactMap({ $0 as? SupervisedTokenCNNBlock }).first else {
+      return XCTFail("no supervised_cnn block")
+    }
+    let scored = block.extract(FeatureBatch(embeddings: embedded, network: nil))
+    for (row, example) in result.testExamples.enumerated() {
+      XCTAssertEqual(scored.storage[row], example.features["supervised_cnn"] ?? .nan, accuracy: 1e-3)
+    }
+    let bare = embedded.map { embedding -> PromptEmbedding in
+      var copy = embedding
+      copy.lexicon = nil
+      return copy
+    }
+    XCTAssertEqual(bare, embedded, "the lexicon is not part of equality")
+    // Without a lexicon every prompt reads as having no rows: one constant score.
+    let blind = block.extract(FeatureBatch(embeddings: bare, network: nil)).storage
+    XCTAssertEqual(Set(blind).count, 1, "\(blind)")
+    var random = NetworkRandom(seed: 1)
+    let isAttack = (0..<bare.count).map { $0 % 2 == 0 }
+    XCTAssertThrowsError(
+      try block.train(
+        indices: Array(bare.indices), isAttack: isAttack, families: bare.map { _ in "f" },
+        groups: bare.indices.map { "g\($0)" }, load: { slice in slice.map { bare[$0] } }, random: &random,
+        progress: nil)
+    ) { error in
+      XCTAssertEqual((error as? DetectionError)?.code, .invalidInput)
+      XCTAssertTrue("\(error)".contains("lexicon"), "\(error)")
     }
   }
 }

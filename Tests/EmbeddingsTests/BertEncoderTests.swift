@@ -50,6 +50,43 @@ final class BertEncoderTests: XCTestCase {
     XCTAssertThrowsError(try encoder.encode(ids: [2, -1, 3]))
   }
 
+  /// `lexicalRows` against the layer norm of `word + tokenType[0]` computed here in Double from the
+  /// weights file; a token's row depends neither on its position nor on its neighbours.
+  func testLexicalRowsAreTheContextFreeInputEmbedding() throws {
+    let directory = Fixtures.url("encoder/tiny-bert")
+    let encoder = try BertEncoder(directory: directory)
+    let weights = try SafetensorsFile(contentsOf: directory.appendingPathComponent("model.safetensors"))
+    let prefix = weights.info("embeddings.word_embeddings.weight") == nil ? "bert." : ""
+    let words = try weights.floats(prefix + "embeddings.word_embeddings.weight")
+    let types = try weights.floats(prefix + "embeddings.token_type_embeddings.weight")
+    let gamma = try weights.floats(prefix + "embeddings.LayerNorm.weight")
+    let beta = try weights.floats(prefix + "embeddings.LayerNorm.bias")
+    let h = encoder.configuration.hiddenSize
+    let ids = [2, 17, 5, 210, 17]
+    let rows = try encoder.lexicalRows(ids: ids)
+    XCTAssertEqual(rows.rows, ids.count)
+    XCTAssertEqual(rows.columns, h)
+    for (row, id) in ids.enumerated() {
+      let x = (0..<h).map { Double(words[id * h + $0]) + Double(types[$0]) }
+      let mean = x.reduce(0, +) / Double(h)
+      let variance = x.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(h)
+      for j in 0..<h {
+        let expected =
+          (x[j] - mean) / (variance + Double(encoder.configuration.layerNormEpsilon)).squareRoot()
+          * Double(gamma[j]) + Double(beta[j])
+        XCTAssertEqual(Double(rows.storage[row * h + j]), expected, accuracy: 1e-5)
+      }
+    }
+    // Token 17 at positions 1 and 4, and alone: the same row.
+    let alone = try encoder.lexicalRows(ids: [17])
+    XCTAssertEqual(Array(rows.storage[h..<(2 * h)]), Array(rows.storage[(4 * h)..<(5 * h)]))
+    XCTAssertEqual(alone.storage, Array(rows.storage[h..<(2 * h)]))
+    XCTAssertEqual(try encoder.lexicalRows(ids: []).rows, 0)
+    XCTAssertThrowsError(try encoder.lexicalRows(ids: [2, 211])) { error in
+      XCTAssertEqual((error as? EmbeddingsError)?.code, .invalidInput)
+    }
+  }
+
   func testMissingDirectoryGivesClearError() {
     XCTAssertThrowsError(try BertEncoder(directory: URL(fileURLWithPath: "/nonexistent/encoder"))) { error in
       XCTAssertEqual((error as? EmbeddingsError)?.code, .fileNotFound)
