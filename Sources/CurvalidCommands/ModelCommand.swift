@@ -113,10 +113,10 @@ enum ModelCommand {
       if let fused = bundle.configuration.classifier.fuse, let fusion = bundle.model.fusion {
         text += String(
           format:
-            "score: the classifier fused with %@ by the %@ rule (benign calibration: "
-            + "classifier logit %.4f ± %.4f, %@ %.4f ± %.4f)\n",
-          fused, fusion.rule.rawValue, fusion.classifierMean, fusion.classifierDeviation, fused,
-          fusion.blockMean, fusion.blockDeviation)
+            "score: the classifier fused with %@ by the %@ rule (benign calibration center / scale: "
+            + "classifier logit %.4f / %.4f, %@ %.4f / %.4f)\n",
+          fused, fusion.rule.rawValue, fusion.classifierCenter, fusion.classifierScale, fused,
+          fusion.blockCenter, fusion.blockScale)
       }
       text += "training counts:\n"
       let width = counts.map(\.key.count).max() ?? 0

@@ -209,7 +209,9 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
 
   /// The names of the presets.
   public static let presetNames = [
-    "reference", "embedding-logistic", "supervised-cnn", "embedding-geometry", "token-fusion", "default",
+    "reference", "embedding-logistic", "supervised-cnn", "embedding-geometry", "token-fusion",
+    "phrase-fusion",
+    "default",
   ]
 
   /// The named preset.
@@ -220,15 +222,17 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
   /// - `supervised-cnn`: the supervised token-matrix CNN's window score with the mean-pooled
   ///   embedding and the CurvaLID geometry, logistic regression (issue 6's first default).
   /// - `embedding-geometry`: the reference MLP on the mean-pooled embedding, the CurvaLID geometry
-  ///   and the log token count (the default until the phrase detector joined it, model `00a8f71f`).
+  ///   and the log token count (the default until 2026-11-25, model `00a8f71f`).
   /// - `token-fusion`: `embedding-geometry` fused with a token-level detector on the encoder's
   ///   output rows: the supervised CNN with a per-position attack logit pooled by log-sum-exp
   ///   (`kernelSize` 1, 256-token crops, 6 epochs), averaged with the MLP after
   ///   benign-calibration standardization (`classifier.fuse`). Measured, not shipped.
+  /// - `phrase-fusion`: `default` fused by the `max` rule with a phrase detector: the log-sum-exp
+  ///   token CNN with `kernelSize` 3 on the encoder's context-free token rows (`rows=lexical`), so
+  ///   that an instruction appended to a long benign task reads the same as on its own. Better on
+  ///   the test split, worse on unseen families; measured, not shipped (docs/evaluation.md).
   /// - `default`: `embedding-geometry` plus the mean of the last 32 token rows (`tail_embedding`)
-  ///   under the MLP, fused with a phrase detector: the log-sum-exp token CNN with `kernelSize` 3
-  ///   on the encoder's context-free token rows (`rows=lexical`), so that an instruction appended
-  ///   to a long benign task reads the same as on its own (issue 6; docs/evaluation.md).
+  ///   under the same MLP (issue 6; the comparison and ablations are in docs/evaluation.md).
   /// - Throws: `DetectionError(.invalidInput)` for an unknown name.
   public static func preset(named name: String) throws(DetectionError) -> DetectorConfiguration {
     switch name {
@@ -250,12 +254,9 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
         features: ["mean_embedding", "prompt_lid", "curvature_conv1", "curvature_conv2", "log_tokens"],
         kernelSize: 1, rows: "encoder", fuseRule: nil)
     case "default":
-      return fusedTokenCNN(
-        features: [
-          "mean_embedding", "tail_embedding", "prompt_lid", "curvature_conv1", "curvature_conv2",
-          "log_tokens",
-        ],
-        kernelSize: 3, rows: "lexical", fuseRule: "max")
+      return DetectorConfiguration(features: defaultFeatures)
+    case "phrase-fusion":
+      return fusedTokenCNN(features: defaultFeatures, kernelSize: 3, rows: "lexical", fuseRule: "max")
     case "supervised-cnn":
       var configuration = DetectorConfiguration(
         features: ["supervised_cnn", "mean_embedding", "prompt_lid", "curvature_conv1", "curvature_conv2"])
@@ -271,6 +272,11 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
         "unknown preset '\(name)' (presets: \(presetNames.joined(separator: ", ")))")
     }
   }
+
+  /// The blocks of the `default` preset.
+  private static let defaultFeatures = [
+    "mean_embedding", "tail_embedding", "prompt_lid", "curvature_conv1", "curvature_conv2", "log_tokens",
+  ]
 
   /// The reference MLP on `features`, fused (`classifier.fuse`) with a `supervised_cnn` of
   /// `logSumExp` pooling over 256-token crops, trained for 6 epochs.

@@ -189,7 +189,8 @@ public enum DetectorTraining {
       let logits = ScoringModel.logitDifferences(calibrationInput, classifier: classifierNetwork)
       let block = calibrationParts[fusedBlock].storage
       let statistics = ScoreFusion(
-        benignLogits: logits, benignBlock: block, rule: configuration.classifier.fusionRule)
+        benignLogits: logits, benignBlock: block, rule: configuration.classifier.fusionRule,
+        tailQuantile: 1 - configuration.targetFalsePositiveRate)
       fusion = statistics
       calibrationScores = zip(logits, block).map { statistics.score(logit: $0, block: $1) }
     } else {

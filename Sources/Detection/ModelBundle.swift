@@ -223,8 +223,8 @@ public struct ModelBundle: Sendable {
         throw DetectionError(.invalidBundle, "model bundle \(path): malformed fusion statistics")
       }
       fusion = ScoreFusion(
-        classifierMean: stored[0], classifierDeviation: stored[1], blockMean: stored[2],
-        blockDeviation: stored[3], rule: configuration.classifier.fusionRule)
+        classifierCenter: stored[0], classifierScale: stored[1], blockCenter: stored[2],
+        blockScale: stored[3], rule: configuration.classifier.fusionRule)
     }
     let model = ScoringModel(
       configuration: configuration, hiddenSize: hiddenSize, featureNetwork: featureNetwork, blocks: blocks,

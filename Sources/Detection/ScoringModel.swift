@@ -69,64 +69,87 @@ public struct PromptEvaluation: Sendable {
 /// Score fusion (`DetectorConfiguration.Classifier.fuse`): a one-column block kept out of the
 /// classifier and combined with it after both are standardized on benign calibration prompts.
 ///
-/// With `z₁ = (ℓ − μ_c) / σ_c` and `z₂ = (s − μ_b) / σ_b`, where `ℓ = logit(attack) − logit(benign)`
-/// of the classifier and `s` the block's feature: `score = σ((z₁ + z₂) / 2)` (rule `mean`) or
-/// `σ(max(z₁, z₂))` (rule `max`).
+/// With `z₁ = (ℓ − c₁) / s₁` and `z₂ = (x − c₂) / s₂`, where `ℓ = logit(attack) − logit(benign)` of
+/// the classifier and `x` the block's feature: `score = σ((z₁ + z₂) / 2)` (rule `mean`; center and
+/// scale are the benign mean and standard deviation) or `σ(max(z₁, z₂))` (rule `max`; center and
+/// scale are the benign median and the distance from it to the benign `tailQuantile`, so that each
+/// detector's benign tail lands at `z = 1` and the two share the false-positive budget evenly
+/// whatever the shape of their tails).
 public struct ScoreFusion: Sendable, Equatable {
-  /// Mean of `ℓ` on the benign calibration prompts.
-  public var classifierMean: Float
-  /// Standard deviation of `ℓ` there (floored at 1e-6).
-  public var classifierDeviation: Float
-  /// Mean of the block's feature on the benign calibration prompts.
-  public var blockMean: Float
-  /// Standard deviation of the block's feature there (floored at 1e-6).
-  public var blockDeviation: Float
+  /// Center of `ℓ` on the benign calibration prompts (mean, or median for `max`).
+  public var classifierCenter: Float
+  /// Scale of `ℓ` there (standard deviation, or tail quantile − median for `max`; floored at 1e-6).
+  public var classifierScale: Float
+  /// Center of the block's feature on the benign calibration prompts.
+  public var blockCenter: Float
+  /// Scale of the block's feature there (floored at 1e-6).
+  public var blockScale: Float
   /// How the standardized scores combine.
   public var rule: Rule
 
   /// How the two standardized scores `z₁` (classifier) and `z₂` (block) combine
   /// (`DetectorConfiguration.Classifier.fuseRule`).
   public enum Rule: String, Sendable, Equatable {
-    /// `(z₁ + z₂) / 2`.
+    /// `(z₁ + z₂) / 2`, standardized by benign mean and deviation.
     case mean
-    /// `max(z₁, z₂)`: either detector alone can reject.
+    /// `max(z₁, z₂)`, standardized by benign median and tail quantile: either detector alone can
+    /// reject.
     case max
   }
 
   /// Creates a fusion from its four statistics.
   public init(
-    classifierMean: Float, classifierDeviation: Float, blockMean: Float, blockDeviation: Float,
+    classifierCenter: Float, classifierScale: Float, blockCenter: Float, blockScale: Float,
     rule: Rule = .mean
   ) {
     self.rule = rule
-    self.classifierMean = classifierMean
-    self.classifierDeviation = max(classifierDeviation, 1e-6)
-    self.blockMean = blockMean
-    self.blockDeviation = max(blockDeviation, 1e-6)
+    self.classifierCenter = classifierCenter
+    self.classifierScale = max(classifierScale, 1e-6)
+    self.blockCenter = blockCenter
+    self.blockScale = max(blockScale, 1e-6)
   }
 
   /// The statistics of benign calibration values: `logits` and `block` are `[n]`.
-  public init(benignLogits logits: [Float], benignBlock block: [Float], rule: Rule = .mean) {
-    func statistics(_ values: [Float]) -> (Float, Float) {
+  ///
+  /// - Parameter tailQuantile: For `max`, the benign quantile that maps to `z = 1` (the shipped
+  ///   configurations pass `1 − targetFalsePositiveRate`).
+  public init(
+    benignLogits logits: [Float], benignBlock block: [Float], rule: Rule = .mean, tailQuantile: Double = 0.99
+  ) {
+    func moments(_ values: [Float]) -> (Float, Float) {
       let count = Double(max(values.count, 1))
       let mean = values.reduce(0.0) { $0 + Double($1) } / count
       let variance = values.reduce(0.0) { $0 + (Double($1) - mean) * (Double($1) - mean) } / count
       return (Float(mean), Float(variance.squareRoot()))
     }
-    let (classifierMean, classifierDeviation) = statistics(logits)
-    let (blockMean, blockDeviation) = statistics(block)
+    func quantiles(_ values: [Float]) -> (Float, Float) {
+      let sorted = values.filter(\.isFinite).sorted()
+      guard !sorted.isEmpty else { return (0, 1) }
+      func at(_ q: Double) -> Float {
+        let position = q * Double(sorted.count - 1)
+        let low = Int(position.rounded(.down))
+        let high = Swift.min(low + 1, sorted.count - 1)
+        let fraction = Float(position - Double(low))
+        return sorted[low] + (sorted[high] - sorted[low]) * fraction
+      }
+      let median = at(0.5)
+      return (median, at(Swift.min(Swift.max(tailQuantile, 0.5), 1)) - median)
+    }
+    let statistics = rule == .mean ? moments : quantiles
+    let (classifierCenter, classifierScale) = statistics(logits)
+    let (blockCenter, blockScale) = statistics(block)
     self.init(
-      classifierMean: classifierMean, classifierDeviation: classifierDeviation, blockMean: blockMean,
-      blockDeviation: blockDeviation, rule: rule)
+      classifierCenter: classifierCenter, classifierScale: classifierScale, blockCenter: blockCenter,
+      blockScale: blockScale, rule: rule)
   }
 
-  /// The stored form, `[μ_c, σ_c, μ_b, σ_b]` (bundle tensor `fusion.statistics`).
-  public var values: [Float] { [classifierMean, classifierDeviation, blockMean, blockDeviation] }
+  /// The stored form, `[c₁, s₁, c₂, s₂]` (bundle tensor `fusion.statistics`).
+  public var values: [Float] { [classifierCenter, classifierScale, blockCenter, blockScale] }
 
-  /// The fused score in (0, 1); a non-finite input counts as its mean.
+  /// The fused score in (0, 1); a non-finite input counts as its center.
   public func score(logit: Float, block: Float) -> Float {
-    let a = (logit - classifierMean) / classifierDeviation
-    let b = (block - blockMean) / blockDeviation
+    let a = (logit - classifierCenter) / classifierScale
+    let b = (block - blockCenter) / blockScale
     let (z1, z2) = (a.isFinite ? a : 0, b.isFinite ? b : 0)
     let z = rule == .mean ? (z1 + z2) / 2 : Swift.max(z1, z2)
     return 1 / (1 + FastMath.exp(-max(min(z, 80), -80)))

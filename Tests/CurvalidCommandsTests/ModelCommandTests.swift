@@ -30,7 +30,7 @@ final class ModelCommandTests: XCTestCase {
         "--output", directory.path + "/b.safetensors", "--seed", "7", "--preset", "embedding-logistic",
       ])
     _ = try? BinaryRunner.run(
-      common + ["--output", directory.path + "/fused.safetensors", "--preset", "default"] + tiny)
+      common + ["--output", directory.path + "/fused.safetensors", "--preset", "phrase-fusion"] + tiny)
   }
 
   override class func tearDown() {
@@ -80,7 +80,7 @@ final class ModelCommandTests: XCTestCase {
     XCTAssertEqual(text.status, 0, text.standardError)
     XCTAssertTrue(
       text.output.contains(
-        "score: the classifier fused with supervised_cnn by the max rule (benign calibration:"),
+        "score: the classifier fused with supervised_cnn by the max rule (benign calibration center / scale:"),
       text.output)
     let json = try BinaryRunner.run(["model", "inspect", path, "--json"])
     let object = try XCTUnwrap(JSONSerialization.jsonObject(with: json.standardOutput) as? [String: Any])

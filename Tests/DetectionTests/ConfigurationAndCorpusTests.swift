@@ -37,24 +37,32 @@ final class ConfigurationAndCorpusTests: XCTestCase {
     XCTAssertNil(cnn.classifier.fuse)
     XCTAssertEqual(
       DetectorConfiguration.presetNames,
-      ["reference", "embedding-logistic", "supervised-cnn", "embedding-geometry", "token-fusion", "default"])
+      [
+        "reference", "embedding-logistic", "supervised-cnn", "embedding-geometry", "token-fusion",
+        "phrase-fusion",
+        "default",
+      ])
+    // The shipped preset: the same MLP with the tail embedding as a sixth block.
+    let shipped = try DetectorConfiguration.preset(named: "default")
+    XCTAssertEqual(
+      shipped.features,
+      ["mean_embedding", "tail_embedding", "prompt_lid", "curvature_conv1", "curvature_conv2", "log_tokens"])
+    XCTAssertEqual(shipped.classifier, geometry.classifier)
+    XCTAssertEqual(shipped.featureNetwork, geometry.featureNetwork)
+    XCTAssertNil(shipped.supervisedCNN)
   }
 
-  /// `token-fusion` and `default` are `embedding-geometry` fused with a log-sum-exp token CNN: on the
-  /// encoder's rows with `kernelSize` 1 by the mean rule, and on the lexical rows with `kernelSize` 3
-  /// by the max rule (plus the tail embedding under the MLP).
-  func testFusedPresetsAreEmbeddingGeometryWithALogSumExpTokenCNN() throws {
+  /// `token-fusion` and `phrase-fusion` fuse a log-sum-exp token CNN with an MLP: `token-fusion`
+  /// on the encoder's rows with `kernelSize` 1 by the mean rule (with `embedding-geometry`),
+  /// `phrase-fusion` on the lexical rows with `kernelSize` 3 by the max rule (with `default`).
+  func testFusedPresetsAreAnMLPWithALogSumExpTokenCNN() throws {
     let geometry = try DetectorConfiguration.preset(named: "embedding-geometry")
     let token = try DetectorConfiguration.preset(named: "token-fusion")
     let shipped = try DetectorConfiguration.preset(named: "default")
+    let phrase = try DetectorConfiguration.preset(named: "phrase-fusion")
     XCTAssertEqual(token.features, geometry.features + ["supervised_cnn"])
-    XCTAssertEqual(
-      shipped.features,
-      [
-        "mean_embedding", "tail_embedding", "prompt_lid", "curvature_conv1", "curvature_conv2", "log_tokens",
-        "supervised_cnn",
-      ])
-    for (fused, kernelSize, rows, rule) in [(token, 1, "encoder", nil), (shipped, 3, "lexical", "max")] {
+    XCTAssertEqual(phrase.features, shipped.features + ["supervised_cnn"])
+    for (fused, kernelSize, rows, rule) in [(token, 1, "encoder", nil), (phrase, 3, "lexical", "max")] {
       XCTAssertEqual(fused.classifier.fuse, "supervised_cnn")
       XCTAssertEqual(fused.classifier.fuseRule, rule)
       var classifier = fused.classifier

@@ -129,7 +129,7 @@ final class DetectorEndToEndTests: XCTestCase {
       XCTAssertGreaterThanOrEqual(DetectionFixture.auc(result.testExamples), 0.9, "threads=\(threads)")
       XCTAssertEqual(
         Set(result.testExamples[0].features.keys),
-        ["prompt_lid", "curvature_conv1", "curvature_conv2", "log_tokens", "supervised_cnn"])
+        ["prompt_lid", "curvature_conv1", "curvature_conv2", "log_tokens"])
       let url = directory.appendingPathComponent("model\(run).safetensors")
       try result.bundle.write(to: url)
       digests.append(try ModelBundle.modelID(of: url))

@@ -28,15 +28,25 @@ final class ScoreFusionTests: XCTestCase {
     XCTAssertEqual(fusion.score(logit: .nan, block: 12), 0.5, accuracy: 1e-6)
     XCTAssertEqual(fusion.score(logit: 1e30, block: 12), 1, accuracy: 1e-6)
     XCTAssertEqual(fusion.score(logit: -1e30, block: 12), 0, accuracy: 1e-6)
-    // The `max` rule: the larger standardized score alone decides.
-    let either = ScoreFusion(benignLogits: [1, 3], benignBlock: [10, 14], rule: .max)
-    XCTAssertEqual(either.score(logit: 4, block: 8), Float(1 / (1 + exp(-2.0))), accuracy: 1e-5)
-    XCTAssertEqual(either.score(logit: 0, block: 18), Float(1 / (1 + exp(-3.0))), accuracy: 1e-5)
-    XCTAssertEqual(either.score(logit: .nan, block: 12), 0.5, accuracy: 1e-6)
-    XCTAssertEqual(either.values, fusion.values)
+    // The `max` rule standardizes by the benign median and the distance to the tail quantile
+    // (here 0.99: 99 of 0…100 and 198 of 0, 2, …, 200), then the larger score alone decides.
+    let benignLogits = (0...100).map(Float.init)
+    let benignBlock = (0...100).map { Float($0 * 2) }
+    let either = ScoreFusion(
+      benignLogits: benignLogits, benignBlock: benignBlock, rule: .max, tailQuantile: 0.99)
+    XCTAssertEqual(either.values, [50, 49, 100, 98])
+    let sigmoid = { (z: Double) in Float(1 / (1 + exp(-z))) }
+    XCTAssertEqual(either.score(logit: 99, block: 100), sigmoid(1), accuracy: 1e-5)
+    XCTAssertEqual(either.score(logit: 50, block: 198), sigmoid(1), accuracy: 1e-5)
+    XCTAssertEqual(either.score(logit: 148, block: 0), sigmoid(2), accuracy: 1e-5)
+    XCTAssertEqual(either.score(logit: .nan, block: 100), 0.5, accuracy: 1e-6)
+    // The `mean` rule on the same values keeps mean and standard deviation.
+    let averaged = ScoreFusion(benignLogits: benignLogits, benignBlock: benignBlock)
+    XCTAssertEqual(averaged.classifierCenter, 50, accuracy: 1e-4)
+    XCTAssertEqual(averaged.classifierScale, Float((10200.0 / 12).squareRoot()), accuracy: 1e-3)
     // Constant benign values: the deviation is floored, not zero.
     let flat = ScoreFusion(benignLogits: [5, 5], benignBlock: [1, 1])
-    XCTAssertEqual(flat.classifierDeviation, 1e-6)
+    XCTAssertEqual(flat.classifierScale, 1e-6)
     XCTAssertFalse(flat.score(logit: 5.5, block: 1).isNaN)
   }
 
@@ -95,7 +105,7 @@ final class ScoreFusionTests: XCTestCase {
     XCTAssertEqual(model.featureMean.count, model.classifierWidth)
     // The block's own feature is still reported, and it is what the fusion standardizes.
     XCTAssertTrue(result.testExamples.allSatisfy { $0.features["supervised_cnn"] != nil })
-    XCTAssertGreaterThan(fusion.blockDeviation, 1e-6)
+    XCTAssertGreaterThan(fusion.blockScale, 1e-6)
     XCTAssertTrue(result.testExamples.allSatisfy { $0.score > 0 && $0.score < 1 })
 
     let url = cache.appendingPathComponent("fused.safetensors")
