@@ -70,8 +70,9 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
     public var fuse: String?
     /// How the two standardized scores of `fuse` combine: `mean` (`σ((z₁ + z₂)/2)`: each detector
     /// moves the score, and one's confident "benign" cancels the other's "attack") or `max`
-    /// (`σ(max(z₁, z₂))`: either detector alone can reject, the two share the calibrated FPR).
-    /// `nil` (absent in older bundles): `mean`.
+    /// (`σ(max(z₁, z₂))`, each `z` scaled by its benign median and tail quantile: either detector
+    /// alone can reject, the two share the calibrated FPR; `ScoreFusion`). `nil` (absent in older
+    /// bundles): `mean`.
     public var fuseRule: String?
 
     /// The default classifier.
