@@ -13,8 +13,8 @@ enum TrainCommand {
 
     options:
       --corpus FILE      corpus JSONL from tooling/corpus/build_corpus.py (repeatable)
-      --preset NAME      reference (the default preset here), embedding-logistic, supervised-cnn,
-                         embedding-geometry, token-fusion, or default (the shipped model's)
+      --preset NAME      configuration preset (default: reference; the shipped model is `default`):
+                         \(DetectorConfiguration.presetNames.joined(separator: ", "))
       --set KEY=VALUE    override a configuration field, e.g. featureNetwork.length=32,
                          classifier.kind=logistic, features=prompt_lid,log_tokens (repeatable)
       --output BUNDLE    where to write the bundle (default: model.safetensors)

@@ -14,10 +14,7 @@ extension BertEncoder {
   /// - Complexity: `O(tokens · hidden)`; no matrix products.
   public func lexicalRows(ids: [Int]) throws(EmbeddingsError) -> Matrix {
     let h = configuration.hiddenSize
-    if let bad = ids.first(where: { $0 < 0 || $0 >= configuration.vocabularySize }) {
-      throw EmbeddingsError(
-        .invalidInput, "token id \(bad) is outside the vocabulary (\(configuration.vocabularySize))")
-    }
+    try checkVocabulary(ids)
     var storage = [Float](repeating: 0, count: ids.count * h)
     storage.withUnsafeMutableBufferPointer { x in
       wordEmbeddings.withUnsafeBufferPointer { words in
@@ -27,13 +24,10 @@ extension BertEncoder {
           }
         }
       }
-      embeddingNormGamma.withUnsafeBufferPointer { gamma in
-        embeddingNormBeta.withUnsafeBufferPointer { beta in
-          VectorOps.layerNormRows(
-            x, rows: ids.count, columns: h, gamma: gamma, beta: beta, epsilon: configuration.layerNormEpsilon)
-        }
-      }
     }
+    Self.normalize(
+      &storage, rows: ids.count, gamma: embeddingNormGamma, beta: embeddingNormBeta,
+      epsilon: configuration.layerNormEpsilon)
     return Matrix(rows: ids.count, columns: h, storage: storage)
   }
 }

@@ -127,10 +127,7 @@ public final class BertEncoder: Sendable {
         throw EmbeddingsError(
           .invalidInput, "a sequence has \(ids.count) tokens; the encoder takes 1 to \(c.maxPositions)")
       }
-      if let bad = ids.first(where: { $0 < 0 || $0 >= c.vocabularySize }) {
-        throw EmbeddingsError(
-          .invalidInput, "token id \(bad) is outside the vocabulary (\(c.vocabularySize))")
-      }
+      try checkVocabulary(ids)
     }
     if batch.isEmpty { return [] }
     var workspace = Workspace(configuration: c, lengths: batch.map(\.count))
@@ -265,6 +262,14 @@ public final class BertEncoder: Sendable {
           }
         }
       }
+    }
+  }
+
+  /// - Throws: `EmbeddingsError(.invalidInput)` naming the first id outside the vocabulary.
+  func checkVocabulary(_ ids: [Int]) throws(EmbeddingsError) {
+    if let bad = ids.first(where: { $0 < 0 || $0 >= configuration.vocabularySize }) {
+      throw EmbeddingsError(
+        .invalidInput, "token id \(bad) is outside the vocabulary (\(configuration.vocabularySize))")
     }
   }
 
