@@ -16,22 +16,8 @@ public final class BertEncoder: Sendable {
   let tokenTypeEmbedding: [Float]  // [hidden], type 0
   let embeddingNormGamma: [Float]
   let embeddingNormBeta: [Float]
-  let layers: [Layer]
-
-  struct Layer: Sendable {
-    let qkvWeight: [Float]  // [hidden, 3·hidden]
-    let qkvBias: [Float]  // [3·hidden]
-    let attentionOutputWeight: [Float]  // [hidden, hidden]
-    let attentionOutputBias: [Float]
-    let attentionNormGamma: [Float]
-    let attentionNormBeta: [Float]
-    let intermediateWeight: [Float]  // [hidden, intermediate]
-    let intermediateBias: [Float]
-    let outputWeight: [Float]  // [intermediate, hidden]
-    let outputBias: [Float]
-    let outputNormGamma: [Float]
-    let outputNormBeta: [Float]
-  }
+  /// The transformer layers, bottom first.
+  public let layers: [BertLayerWeights]
 
   /// Loads an encoder from a directory holding `config.json` and `model.safetensors`.
   /// - Throws: `EmbeddingsError` when a file is missing, malformed, or a tensor is absent or misshapen.
@@ -66,7 +52,7 @@ public final class BertEncoder: Sendable {
     embeddingNormGamma = try tensor("embeddings.LayerNorm.weight", [h])
     embeddingNormBeta = try tensor("embeddings.LayerNorm.bias", [h])
 
-    var layers: [Layer] = []
+    var layers: [BertLayerWeights] = []
     for index in 0..<configuration.layerCount {
       let p = "encoder.layer.\(index)."
       let q = Matrix(
@@ -86,7 +72,7 @@ public final class BertEncoder: Sendable {
         try tensor(p + "attention.self.query.bias", [h]) + tensor(p + "attention.self.key.bias", [h])
         + tensor(p + "attention.self.value.bias", [h])
       layers.append(
-        Layer(
+        BertLayerWeights(
           qkvWeight: qkv,
           qkvBias: qkvBias,
           attentionOutputWeight: try linear(p + "attention.output.dense.weight", out: h, in: h),
@@ -121,6 +107,11 @@ public final class BertEncoder: Sendable {
   /// - Throws: `EmbeddingsError(.invalidInput)`.
   /// - Complexity: about `21.2e6·T + 9216·T²` FLOPs per sequence for all-MiniLM-L6-v2.
   public func encode(batch: [[Int]]) throws -> [Matrix] {
+    try forward(batch: batch, layers: 0..<layers.count)
+  }
+
+  /// Embeddings, then `layers[range]`, for a checked batch.
+  func forward(batch: [[Int]], layers range: Range<Int>) throws(EmbeddingsError) -> [Matrix] {
     let c = configuration
     for ids in batch {
       guard !ids.isEmpty, ids.count <= c.maxPositions else {
@@ -132,17 +123,19 @@ public final class BertEncoder: Sendable {
     if batch.isEmpty { return [] }
     var workspace = Workspace(configuration: c, lengths: batch.map(\.count))
     embed(batch, into: &workspace)
-    for layer in layers { run(layer, on: &workspace) }
-    var outputs: [Matrix] = []
-    outputs.reserveCapacity(batch.count)
-    for (offset, length) in zip(workspace.offsets, workspace.lengths) {
-      let start = offset * c.hiddenSize
-      outputs.append(
-        Matrix(
-          rows: length, columns: c.hiddenSize,
-          storage: Array(workspace.hidden[start..<(start + length * c.hiddenSize)])))
-    }
-    return outputs
+    for layer in layers[range] { run(layer, on: &workspace) }
+    return workspace.split()
+  }
+
+  /// An encoder sharing `base`'s configuration and embeddings with other layers.
+  init(copying base: BertEncoder, layers: [BertLayerWeights]) {
+    configuration = base.configuration
+    wordEmbeddings = base.wordEmbeddings
+    positionEmbeddings = base.positionEmbeddings
+    tokenTypeEmbedding = base.tokenTypeEmbedding
+    embeddingNormGamma = base.embeddingNormGamma
+    embeddingNormBeta = base.embeddingNormBeta
+    self.layers = layers
   }
 
   /// The buffers one forward pass needs, sized for the packed batch.
@@ -157,6 +150,15 @@ public final class BertEncoder: Sendable {
     var intermediate: [Float]  // [rows, intermediate]
     let longest: Int
     var scores: [Float]  // per worker: scores [maxT, maxT] and K_hᵀ [head size, maxT]; sized by `attention`
+
+    /// The `hidden` rows of each sequence, `[tokens_i, hidden]`.
+    func split() -> [Matrix] {
+      let width = hidden.count / max(rows, 1)
+      return zip(offsets, lengths).map { offset, length in
+        Matrix(
+          rows: length, columns: width, storage: Array(hidden[(offset * width)..<((offset + length) * width)]))
+      }
+    }
 
     init(configuration c: BertConfiguration, lengths: [Int]) {
       self.lengths = lengths
@@ -210,7 +212,7 @@ public final class BertEncoder: Sendable {
   }
 
   /// One transformer layer (post-norm, as BERT), updating `workspace.hidden` in place.
-  func run(_ layer: Layer, on w: inout Workspace) {
+  func run(_ layer: BertLayerWeights, on w: inout Workspace) {
     let c = configuration
     let h = c.hiddenSize
     let n = w.rows

@@ -42,6 +42,43 @@ final class BertEncoderTests: XCTestCase {
     }
   }
 
+  /// Stopping after `k` layers and continuing from there is the full pass, for every `k`.
+  func testHiddenStatesThenContinueEncodingIsTheFullPass() throws {
+    let encoder = try BertEncoder(directory: Fixtures.url("encoder/tiny-bert"))
+    var rng = SeededGenerator(seed: 8)
+    let batch = [3, 12, 30].map { length in (0..<length).map { _ in Int.random(in: 0..<211, using: &rng) } }
+    let full = try encoder.encode(batch: batch)
+    for k in 0...encoder.layers.count {
+      let states = try encoder.hiddenStates(batch: batch, layerCount: k)
+      XCTAssertEqual(states.map(\.rows), batch.map(\.count))
+      let finished = try encoder.continueEncoding(states, fromLayer: k)
+      for (a, b) in zip(full, finished) {
+        XCTAssertLessThanOrEqual(maxAbsoluteDifference(a.storage, b.storage), 1e-5, "layer \(k)")
+      }
+    }
+    XCTAssertThrowsError(try encoder.hiddenStates(batch: batch, layerCount: encoder.layers.count + 1))
+    XCTAssertThrowsError(try encoder.continueEncoding([Matrix(rows: 2, columns: 3)], fromLayer: 1))
+  }
+
+  /// Replacing the top layer with itself changes nothing; with other weights it changes only what
+  /// the top layer computes.
+  func testReplacingTopLayers() throws {
+    let encoder = try BertEncoder(directory: Fixtures.url("encoder/tiny-bert"))
+    let ids = [2, 17, 40, 99, 3]
+    let same = try encoder.replacingTopLayers(with: [encoder.layers[encoder.layers.count - 1]])
+    XCTAssertEqual(try same.encode(ids: ids).storage, try encoder.encode(ids: ids).storage)
+    var changed = encoder.layers[encoder.layers.count - 1]
+    changed.outputNormBeta = changed.outputNormBeta.map { $0 + 1 }
+    let shifted = try encoder.replacingTopLayers(with: [changed]).encode(ids: ids)
+    let original = try encoder.encode(ids: ids)
+    XCTAssertLessThanOrEqual(
+      maxAbsoluteDifference(shifted.storage, original.storage.map { $0 + 1 }), 1e-5)
+    var broken = changed
+    broken.qkvBias.removeLast()
+    XCTAssertThrowsError(try encoder.replacingTopLayers(with: [broken]))
+    XCTAssertThrowsError(try encoder.replacingTopLayers(with: Array(repeating: changed, count: 9)))
+  }
+
   func testRejectsEmptyOverLongAndOutOfVocabularySequences() throws {
     let encoder = try BertEncoder(directory: Fixtures.url("encoder/tiny-bert"))
     XCTAssertThrowsError(try encoder.encode(ids: []))
