@@ -156,7 +156,8 @@ public final class BertEncoder: Sendable {
       let width = hidden.count / max(rows, 1)
       return zip(offsets, lengths).map { offset, length in
         Matrix(
-          rows: length, columns: width, storage: Array(hidden[(offset * width)..<((offset + length) * width)]))
+          rows: length, columns: width, storage: Array(hidden[(offset * width)..<((offset + length) * width)])
+        )
       }
     }
 

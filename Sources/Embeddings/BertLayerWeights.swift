@@ -101,7 +101,8 @@ public struct BertLayerWeights: Sendable, Equatable {
       qkvWeight: v("qkv.weight"), qkvBias: v("qkv.bias"), attentionOutputWeight: v("attention_output.weight"),
       attentionOutputBias: v("attention_output.bias"), attentionNormGamma: v("attention_norm.gamma"),
       attentionNormBeta: v("attention_norm.beta"), intermediateWeight: v("intermediate.weight"),
-      intermediateBias: v("intermediate.bias"), outputWeight: v("output.weight"), outputBias: v("output.bias"),
+      intermediateBias: v("intermediate.bias"), outputWeight: v("output.weight"),
+      outputBias: v("output.bias"),
       outputNormGamma: v("output_norm.gamma"), outputNormBeta: v("output_norm.beta"))
   }
 }
