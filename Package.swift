@@ -38,6 +38,9 @@ let package = Package(
     // Trainable layers with forward and backward passes.
     .target(name: "NeuralNetwork", dependencies: ["LinearAlgebra"]),
 
+    // Fine-tuning the encoder's top layers on the detection objective (backward through BERT layers).
+    .target(name: "EncoderTuning", dependencies: ["LinearAlgebra", "Embeddings", "NeuralNetwork"]),
+
     // Feature network + classifier + threshold = Detector; bundles; training; metrics.
     .target(
       name: "Detection",
