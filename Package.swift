@@ -71,6 +71,9 @@ let package = Package(
     .testTarget(name: "GeometryTests", dependencies: ["Geometry", "TestSupport"]),
     .testTarget(name: "NeuralNetworkTests", dependencies: ["NeuralNetwork", "TestSupport"]),
     .testTarget(name: "DetectionTests", dependencies: ["Detection", "Embeddings", "TestSupport"]),
+    .testTarget(
+      name: "EncoderTuningTests",
+      dependencies: ["EncoderTuning", "Embeddings", "NeuralNetwork", "TestSupport"]),
     .testTarget(name: "DecisionLogTests", dependencies: ["DecisionLog", "TestSupport"]),
     .testTarget(
       name: "ServingTests", dependencies: ["Serving", "Detection", "DecisionLog", "Hashing", "TestSupport"]),
