@@ -44,7 +44,10 @@ let package = Package(
     // Feature network + classifier + threshold = Detector; bundles; training; metrics.
     .target(
       name: "Detection",
-      dependencies: ["LinearAlgebra", "Hashing", "Tokenization", "Embeddings", "Geometry", "NeuralNetwork"]
+      dependencies: [
+        "LinearAlgebra", "Hashing", "Tokenization", "Embeddings", "Geometry", "NeuralNetwork",
+        "EncoderTuning",
+      ]
     ),
 
     // The SQLite audit log (the only importer of SQLite).

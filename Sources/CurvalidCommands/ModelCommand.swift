@@ -92,6 +92,7 @@ enum ModelCommand {
         "\"threshold\":\(JSONText.number(bundle.threshold))",
         "\"fused_block\":\(bundle.configuration.classifier.fuse.map(JSONText.string) ?? "null")",
         "\"fusion_rule\":\(bundle.model.fusion.map { JSONText.string($0.rule.rawValue) } ?? "null")",
+        "\"encoder_tuned_layers\":\(bundle.model.tunedLayers.count)",
         "\"evaluation\":{"
           + evaluation.map { "\(JSONText.string($0.key)):\(JSONText.number($0.value))" }.joined(
             separator: ",")
@@ -117,6 +118,11 @@ enum ModelCommand {
             + "classifier logit %.4f / %.4f, %@ %.4f / %.4f)\n",
           fused, fusion.rule.rawValue, fusion.classifierCenter, fusion.classifierScale, fused,
           fusion.blockCenter, fusion.blockScale)
+      }
+      if let tuning = bundle.configuration.encoderTuning {
+        text +=
+          "encoder: top \(tuning.layers) layer(s) fine-tuned on the detection objective and stored in the "
+          + "bundle (\(tuning.epochs) epochs, \(tuning.crop)-row crops)\n"
       }
       text += "training counts:\n"
       let width = counts.map(\.key.count).max() ?? 0

@@ -62,7 +62,7 @@ enum ModelLoading {
     }
     do {
       return try Detector(
-        contentsOf: URL(fileURLWithPath: bundlePath), encoder: primary.encoder,
+        contentsOf: URL(fileURLWithPath: bundlePath), encoder: primary.baseEncoder,
         encoderSHA256: primary.bundle.encoderSHA256)
     } catch {
       throw .failure("shadow model: \(error.message)")

@@ -8,8 +8,10 @@ import Foundation
 public final class Detector: PromptScoring {
   /// The loaded bundle.
   public let bundle: ModelBundle
-  /// The encoder.
+  /// The encoder the detector runs (with the bundle's fine-tuned top layers, when it has them).
   public let encoder: TextEncoder
+  /// The encoder as it was passed in (without fine-tuned layers), for sharing with other bundles.
+  public let baseEncoder: TextEncoder
   /// The first 8 hex digits of the bundle file's sha256.
   public let modelID: String
   private let embeddings: EmbeddingProvider
@@ -18,14 +20,19 @@ public final class Detector: PromptScoring {
   ///
   /// - Parameters:
   ///   - bundle: The model.
-  ///   - encoder: The encoder (its digest was checked when the bundle was read).
+  ///   - encoder: The encoder (its digest was checked when the bundle was read); when the bundle
+  ///     holds fine-tuned top layers, the detector runs the encoder with those layers instead.
   ///   - modelID: The bundle's id.
-  public init(bundle: ModelBundle, encoder: TextEncoder, modelID: String) {
+  /// - Throws: `DetectionError(.invalidBundle)` when the bundle's tuned layers do not fit the encoder.
+  public init(bundle: ModelBundle, encoder: TextEncoder, modelID: String) throws(DetectionError) {
+    let embeddings = try EmbeddingProvider(
+      encoder: encoder, cache: nil, maxWindows: bundle.configuration.maxWindows
+    ).adapted(to: bundle.model)
     self.bundle = bundle
-    self.encoder = encoder
+    self.encoder = embeddings.encoder
+    self.baseEncoder = encoder
     self.modelID = modelID
-    self.embeddings = EmbeddingProvider(
-      encoder: encoder, cache: nil, maxWindows: bundle.configuration.maxWindows)
+    self.embeddings = embeddings
   }
 
   /// Loads a bundle file for an encoder.
@@ -45,7 +52,7 @@ public final class Detector: PromptScoring {
         "model bundle \(url.path) expects \(bundle.model.hiddenSize)-wide embeddings, the encoder gives "
           + "\(encoder.model.configuration.hiddenSize)")
     }
-    self.init(bundle: bundle, encoder: encoder, modelID: try ModelBundle.modelID(of: url))
+    try self.init(bundle: bundle, encoder: encoder, modelID: try ModelBundle.modelID(of: url))
   }
 
   /// The calibrated threshold.

@@ -173,6 +173,26 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
     }
   }
 
+  /// Fine-tuning of the encoder's top layers before the detector is trained (issue 6): the
+  /// detector then reads the rows of the tuned encoder, whose top layers the bundle stores.
+  public struct EncoderTuning: Codable, Sendable, Equatable {
+    /// Top transformer layers trained; the layers below stay frozen.
+    public var layers: Int = 1
+    /// Passes over the training split.
+    public var epochs: Int = 3
+    /// Rows per training crop (a random window of a longer prompt's frozen states).
+    public var crop: Int = 128
+    /// Examples per step.
+    public var batchSize: Int = 32
+    /// Adam step size of the transformer layers.
+    public var learningRate: Float = 3e-5
+    /// Adam step size of the mean-pooled linear head used while tuning (not stored).
+    public var headLearningRate: Float = 1e-3
+
+    /// The default settings.
+    public init() {}
+  }
+
   /// Feature blocks feeding the classifier, by registry name (`FeatureBlockRegistry`).
   public var features: [String]
   /// The feature network (used when a block needs it).
@@ -187,6 +207,8 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
   public var targetFalsePositiveRate: Double = 0.01
   /// Settings of the `supervised_cnn` block (absent in older bundles: defaults apply).
   public var supervisedCNN: SupervisedCNN?
+  /// Fine-tuning of the encoder's top layers (absent: the encoder is used frozen).
+  public var encoderTuning: EncoderTuning?
   /// Seed of every random choice.
   public var seed: UInt64 = 42
   /// Whether `harmful` records are positives in training (default: left out of training).
@@ -211,7 +233,7 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
   /// The names of the presets.
   public static let presetNames = [
     "reference", "embedding-logistic", "supervised-cnn", "embedding-geometry", "token-fusion",
-    "phrase-fusion",
+    "phrase-fusion", "encoder-tuned",
     "default",
   ]
 
@@ -232,6 +254,9 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
   ///   token CNN with `kernelSize` 3 on the encoder's context-free token rows (`rows=lexical`), so
   ///   that an instruction appended to a long benign task reads the same as on its own. Better on
   ///   the test split, worse on unseen families; measured, not shipped (docs/evaluation.md).
+  /// - `encoder-tuned`: `default` on an encoder whose top layer is first fine-tuned on the
+  ///   detection objective (`encoderTuning`: 1 layer, 3 epochs of 128-row crops, a mean-pooled
+  ///   linear head, class- and family-balanced loss); the bundle stores the tuned layer.
   /// - `default`: `embedding-geometry` plus the mean of the last 32 token rows (`tail_embedding`)
   ///   under the same MLP (issue 6; the comparison and ablations are in docs/evaluation.md).
   /// - Throws: `DetectionError(.invalidInput)` for an unknown name.
@@ -258,6 +283,10 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
       return DetectorConfiguration(features: defaultFeatures)
     case "phrase-fusion":
       return fusedTokenCNN(features: defaultFeatures, kernelSize: 3, rows: "lexical", fuseRule: "max")
+    case "encoder-tuned":
+      var configuration = DetectorConfiguration(features: defaultFeatures)
+      configuration.encoderTuning = EncoderTuning()
+      return configuration
     case "supervised-cnn":
       var configuration = DetectorConfiguration(
         features: ["supervised_cnn", "mean_embedding", "prompt_lid", "curvature_conv1", "curvature_conv2"])
@@ -320,6 +349,16 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
     guard var root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
       throw DetectionError(.internalError, "cannot re-read the configuration")
     }
+    if let head = path.first, path.count > 1, root[head] == nil, let section = Self.optionalSections[head] {
+      // `encoderTuning.epochs=2` on a configuration without tuning turns tuning on with defaults.
+      let encoder = JSONEncoder()
+      encoder.userInfo[Self.everyFieldKey] = true
+      if let data = try? encoder.encode(section),
+        let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
+      {
+        root[head] = object[head]
+      }
+    }
     try Self.set(&root, path: path[...], value: value, key: key)
     let updated: DetectorConfiguration
     do {
@@ -334,6 +373,13 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
 
   /// Optional fields, which stored JSON leaves out while they are `nil`: overrides may still set them.
   static let optionalKeys: Set<String> = ["classifier.fuse", "classifier.fuseRule"]
+
+  /// Optional sections that an override of one of their fields creates with default settings.
+  static let optionalSections: [String: DetectorConfiguration] = {
+    var tuned = DetectorConfiguration(features: [])
+    tuned.encoderTuning = EncoderTuning()
+    return ["encoderTuning": tuned]
+  }()
 
   private static func set(
     _ object: inout [String: Any], path: ArraySlice<String>, value: String, key: String
@@ -411,6 +457,13 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
     try require(
       targetFalsePositiveRate >= 0 && targetFalsePositiveRate < 1, "targetFalsePositiveRate in [0, 1)")
     try require(maxWindows >= 0, "maxWindows must be ≥ 0")
+    if let tuning = encoderTuning {
+      try require(tuning.layers >= 1 && tuning.layers <= 24, "encoderTuning.layers must lie in 1…24")
+      try require(
+        tuning.epochs >= 1 && tuning.crop >= 1 && tuning.batchSize >= 1, "encoderTuning sizes must be ≥ 1")
+      try require(
+        tuning.learningRate > 0 && tuning.headLearningRate > 0, "encoderTuning learning rates must be > 0")
+    }
     if let cnn = supervisedCNN {
       try require(
         cnn.kernelSize >= 1 && cnn.crop >= cnn.kernelSize, "supervisedCNN.crop must be ≥ kernelSize ≥ 1")

@@ -80,13 +80,26 @@ public enum DetectorTraining {
       throw DetectionError(.invalidInput, "the validation split needs benign records for calibration")
     }
 
-    // 1. Embeddings.
-    let filled = try embeddings.fill((train + validation + test).map { records[$0].text }, progress: progress)
+    // 1. Embeddings (with encoder tuning: the frozen states, the tuning, then the tuned rows).
+    let everyRecord = train + validation + test
+    var tuned: TunedEncoder?
+    let filled: (embedded: Int, seconds: Double)
     let started = clock.now
+    if let tuning = configuration.encoderTuning {
+      let result = try tuneEncoder(
+        tuning, seed: configuration.seed, corpus: corpus, train: train, everything: everyRecord,
+        isPositive: isPositive, embeddings: embeddings, progress: progress)
+      tuned = result
+      filled = (result.embedded, result.seconds)
+    } else {
+      filled = try embeddings.fill(everyRecord.map { records[$0].text }, progress: progress)
+    }
+    // The rows every later stage reads: the tuned encoder's when tuning.
+    let rowsProvider = tuned?.provider ?? embeddings
     let hiddenSize = embeddings.encoder.model.configuration.hiddenSize
     let context = FeatureBlockContext(configuration: configuration, hiddenSize: hiddenSize)
     func load(_ indices: ArraySlice<Int>) throws(DetectionError) -> [PromptEmbedding] {
-      try embeddings.embed(indices.map { records[$0].text })
+      try rowsProvider.embed(indices.map { records[$0].text })
     }
     var random = NetworkRandom(seed: configuration.seed)
 
@@ -198,7 +211,8 @@ public enum DetectorTraining {
     }
     let model = ScoringModel(
       configuration: configuration, hiddenSize: hiddenSize, featureNetwork: featureNetwork, blocks: blocks,
-      featureMean: mean, featureDeviation: deviation, classifier: classifier, fusion: fusion)
+      featureMean: mean, featureDeviation: deviation, classifier: classifier, fusion: fusion,
+      tunedLayers: tuned?.layers ?? [])
     let threshold: Float
     do {
       threshold = try Metrics.threshold(
@@ -221,7 +235,7 @@ public enum DetectorTraining {
     return TrainingResult(
       bundle: bundle, testExamples: testExamples, embeddingSeconds: filled.seconds,
       embeddedPrompts: filled.embedded,
-      trainingSeconds: ProgressReporter.seconds(clock.now - started))
+      trainingSeconds: ProgressReporter.seconds(clock.now - started) - filled.seconds)
   }
 
   /// Scores corpus records with a model.
@@ -232,6 +246,7 @@ public enum DetectorTraining {
     _ indices: [Int], corpus: Corpus, model: ScoringModel, embeddings: EmbeddingProvider,
     progress: ProgressReporter? = nil
   ) throws(DetectionError) -> [ScoredExample] {
+    let embeddings = try embeddings.adapted(to: model)
     var examples: [ScoredExample] = []
     examples.reserveCapacity(indices.count)
     progress?.begin("scoring", total: indices.count)

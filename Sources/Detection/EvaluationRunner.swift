@@ -59,6 +59,12 @@ public enum EvaluationRunner {
       let benign = corpus.select(splits: [.test], labels: [.benign])
       let examples = try DetectorTraining.score(
         held + benign, corpus: corpus, model: result.bundle.model, embeddings: embeddings, progress: progress)
+      if !result.bundle.model.tunedLayers.isEmpty,
+        let tunedCache = try embeddings.adapted(to: result.bundle.model).cache
+      {
+        // A fold's tuned rows serve no other run (each fold tunes its own layers): free the disk.
+        try? FileManager.default.removeItem(at: tunedCache.directory)
+      }
       runs.append(
         Run(
           name: "leave-out:\(family)", threshold: result.bundle.threshold, configuration: configuration,

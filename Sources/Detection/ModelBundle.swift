@@ -11,7 +11,9 @@ import NeuralNetwork
 /// `[references, 128]`), `features.mean`/`features.std` `[classifierWidth]`, `classifier.*` (weights
 /// and batch-norm running statistics), `topics.centroids` `[C, d]` (k-means topics, when used),
 /// `fusion.statistics` `[4]` (`ScoreFusion.values`, when `classifier.fuse` names a block; the
-/// fused block's columns are then left out of `features.*` and the classifier's input).
+/// fused block's columns are then left out of `features.*` and the classifier's input),
+/// `encoder_tuned.<i>.<tensor>` (the fine-tuned top encoder layers, `i` from 0 at the lowest, in
+/// the layouts of `BertLayerWeights.namedTensors`, when `encoderTuning` is set).
 /// `__metadata__` holds `format_version`, `encoder_name`, `encoder_sha256`, `configuration`
 /// (JSON), `threshold`, `feature_names` (JSON wire names), `feature_blocks` (JSON name → width),
 /// `hidden_size`, `topic_classes`, `corpus_sha256`, `training_counts` (JSON label/family → count),
@@ -90,6 +92,11 @@ public struct ModelBundle: Sendable {
     add("features.std", [model.featureDeviation.count], model.featureDeviation)
     for tensor in model.classifier.tensors { add(tensor.name, tensor.shape, tensor.values) }
     if let fusion = model.fusion { add("fusion.statistics", [4], fusion.values) }
+    for (index, layer) in model.tunedLayers.enumerated() {
+      for (name, shape, values) in layer.namedTensors(hiddenSize: model.hiddenSize) {
+        add("encoder_tuned.\(index).\(name)", shape, values)
+      }
+    }
     if let topicCentroids {
       add("topics.centroids", [topicCentroids.rows, topicCentroids.columns], topicCentroids.storage)
     }
@@ -226,9 +233,22 @@ public struct ModelBundle: Sendable {
         classifierCenter: stored[0], classifierScale: stored[1], blockCenter: stored[2],
         blockScale: stored[3], rule: configuration.classifier.fusionRule)
     }
+    var tunedLayers: [BertLayerWeights] = []
+    for index in 0..<(configuration.encoderTuning?.layers ?? 0) {
+      do {
+        tunedLayers.append(
+          try BertLayerWeights(hiddenSize: hiddenSize) { name in
+            byName["encoder_tuned.\(index).\(name)"]?.values
+          })
+      } catch {
+        throw DetectionError(
+          .invalidBundle, "model bundle \(path): tuned encoder layer \(index): \(error.message)")
+      }
+    }
     let model = ScoringModel(
       configuration: configuration, hiddenSize: hiddenSize, featureNetwork: featureNetwork, blocks: blocks,
-      featureMean: mean, featureDeviation: deviation, classifier: classifier, fusion: fusion)
+      featureMean: mean, featureDeviation: deviation, classifier: classifier, fusion: fusion,
+      tunedLayers: tunedLayers)
     return ModelBundle(
       model: model, threshold: threshold, encoderName: metadata["encoder_name"] ?? "",
       encoderSHA256: bundleEncoder,

@@ -1,3 +1,4 @@
+import Embeddings
 import Foundation
 import Geometry
 import LinearAlgebra
@@ -177,15 +178,20 @@ public final class ScoringModel: Sendable {
   public let classifier: ClassifierModel
   /// The fusion statistics when `configuration.classifier.fuse` names a block.
   public let fusion: ScoreFusion?
+  /// The fine-tuned top layers of the encoder (bottom first) when `configuration.encoderTuning` is
+  /// set: every embedding this model reads comes from the encoder with these layers
+  /// (`EmbeddingProvider.adapted(to:)`). Empty: the encoder as loaded.
+  public let tunedLayers: [BertLayerWeights]
   private let pool = ReusablePool<NetworkPair>()
 
   /// Assembles a model.
   init(
     configuration: DetectorConfiguration, hiddenSize: Int, featureNetwork: FeatureNetworkModel?,
     blocks: [any FeatureBlock], featureMean: [Float], featureDeviation: [Float], classifier: ClassifierModel,
-    fusion: ScoreFusion? = nil
+    fusion: ScoreFusion? = nil, tunedLayers: [BertLayerWeights] = []
   ) {
     self.fusion = fusion
+    self.tunedLayers = tunedLayers
     self.configuration = configuration
     self.hiddenSize = hiddenSize
     self.featureNetwork = featureNetwork

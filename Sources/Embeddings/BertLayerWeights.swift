@@ -52,14 +52,15 @@ public struct BertLayerWeights: Sendable, Equatable {
     self.outputNormBeta = outputNormBeta
   }
 
-  /// The tensors by name with their shapes, in a fixed order (the order `init(named:)` reads).
-  /// - Parameter configuration: The encoder shape the weights belong to.
+  /// The tensors by name with their shapes, in a fixed order (the order the readers use).
+  /// - Parameters:
+  ///   - hiddenSize: The encoder width.
+  ///   - intermediateSize: The feed-forward width (default: `intermediateBias.count`).
   /// - Returns: `(name, shape, values)` for each of the twelve tensors.
-  public func namedTensors(configuration c: BertConfiguration) -> [(
+  public func namedTensors(hiddenSize h: Int, intermediateSize: Int? = nil) -> [(
     name: String, shape: [Int], values: [Float]
   )] {
-    let h = c.hiddenSize
-    let i = c.intermediateSize
+    let i = intermediateSize ?? intermediateBias.count
     return [
       ("qkv.weight", [h, 3 * h], qkvWeight), ("qkv.bias", [3 * h], qkvBias),
       ("attention_output.weight", [h, h], attentionOutputWeight),
@@ -71,39 +72,47 @@ public struct BertLayerWeights: Sendable, Equatable {
     ]
   }
 
-  /// Reads the tensors `namedTensors(configuration:)` lists.
+  /// The tensors by name with the shapes of an encoder configuration.
+  public func namedTensors(configuration c: BertConfiguration) -> [(
+    name: String, shape: [Int], values: [Float]
+  )] {
+    namedTensors(hiddenSize: c.hiddenSize, intermediateSize: c.intermediateSize)
+  }
+
+  /// Whether every tensor has the size its shape needs.
+  func check(hiddenSize: Int, intermediateSize: Int?) throws(EmbeddingsError) {
+    for (name, shape, values) in namedTensors(hiddenSize: hiddenSize, intermediateSize: intermediateSize)
+    where values.count != shape.reduce(1, *) {
+      throw EmbeddingsError(
+        .shapeMismatch,
+        "layer tensor \(name) has \(values.count) values; shape \(shape) needs \(shape.reduce(1, *))")
+    }
+  }
+
+  /// Reads the twelve tensors `namedTensors(hiddenSize:)` lists; the feed-forward width is that
+  /// of `intermediate.bias`.
   /// - Parameters:
-  ///   - configuration: The encoder shape.
-  ///   - tensor: Returns the values stored under a name (from that list), or `nil` when absent.
+  ///   - hiddenSize: The encoder width.
+  ///   - tensor: Returns the values stored under a name, or `nil` when absent.
   /// - Throws: `EmbeddingsError(.missingTensor)` for an absent tensor, `.shapeMismatch` for a
   ///   tensor of the wrong size.
-  public init(
-    configuration c: BertConfiguration, tensor: (String) -> [Float]?
-  ) throws(EmbeddingsError) {
-    var values: [String: [Float]] = [:]
-    let empty = BertLayerWeights(
-      qkvWeight: [], qkvBias: [], attentionOutputWeight: [], attentionOutputBias: [], attentionNormGamma: [],
-      attentionNormBeta: [], intermediateWeight: [], intermediateBias: [], outputWeight: [], outputBias: [],
-      outputNormGamma: [], outputNormBeta: [])
-    for (name, shape, _) in empty.namedTensors(configuration: c) {
-      guard let found = tensor(name) else {
+  public init(hiddenSize: Int, tensor: (String) -> [Float]?) throws(EmbeddingsError) {
+    func read(_ name: String) throws(EmbeddingsError) -> [Float] {
+      guard let values = tensor(name) else {
         throw EmbeddingsError(.missingTensor, "layer tensor \(name) is missing")
       }
-      let expected = shape.reduce(1, *)
-      guard found.count == expected else {
-        throw EmbeddingsError(
-          .shapeMismatch, "layer tensor \(name) has \(found.count) values; shape \(shape) needs \(expected)")
-      }
-      values[name] = found
+      return values
     }
-    func v(_ name: String) -> [Float] { values[name] ?? [] }
     self.init(
-      qkvWeight: v("qkv.weight"), qkvBias: v("qkv.bias"), attentionOutputWeight: v("attention_output.weight"),
-      attentionOutputBias: v("attention_output.bias"), attentionNormGamma: v("attention_norm.gamma"),
-      attentionNormBeta: v("attention_norm.beta"), intermediateWeight: v("intermediate.weight"),
-      intermediateBias: v("intermediate.bias"), outputWeight: v("output.weight"),
-      outputBias: v("output.bias"),
-      outputNormGamma: v("output_norm.gamma"), outputNormBeta: v("output_norm.beta"))
+      qkvWeight: try read("qkv.weight"), qkvBias: try read("qkv.bias"),
+      attentionOutputWeight: try read("attention_output.weight"),
+      attentionOutputBias: try read("attention_output.bias"),
+      attentionNormGamma: try read("attention_norm.gamma"),
+      attentionNormBeta: try read("attention_norm.beta"),
+      intermediateWeight: try read("intermediate.weight"), intermediateBias: try read("intermediate.bias"),
+      outputWeight: try read("output.weight"), outputBias: try read("output.bias"),
+      outputNormGamma: try read("output_norm.gamma"), outputNormBeta: try read("output_norm.beta"))
+    try check(hiddenSize: hiddenSize, intermediateSize: nil)
   }
 }
 
@@ -160,13 +169,22 @@ extension BertEncoder {
         .invalidInput, "\(top.count) replacement layers for an encoder of \(layers.count)")
     }
     for layer in top {
-      for (name, shape, values) in layer.namedTensors(configuration: configuration)
-      where values.count != shape.reduce(1, *) {
-        throw EmbeddingsError(
-          .shapeMismatch, "replacement tensor \(name) has \(values.count) values for shape \(shape)")
-      }
+      try layer.check(hiddenSize: configuration.hiddenSize, intermediateSize: configuration.intermediateSize)
     }
     return BertEncoder(
       copying: self, layers: Array(layers.dropLast(top.count)) + top)
+  }
+}
+
+extension BertEncoder {
+  /// A copy of this encoder that stops after its bottom `layerCount` layers: its `encode` returns
+  /// `hiddenStates(batch:layerCount:)`, so the frozen part of a fine-tuned encoder can be embedded
+  /// and cached like any encoder.
+  /// - Throws: `EmbeddingsError(.invalidInput)` for a layer count outside `0…layers.count`.
+  public func keepingBottomLayers(_ layerCount: Int) throws(EmbeddingsError) -> BertEncoder {
+    guard (0...layers.count).contains(layerCount) else {
+      throw EmbeddingsError(.invalidInput, "layer count \(layerCount) is outside 0...\(layers.count)")
+    }
+    return BertEncoder(copying: self, layers: Array(layers.prefix(layerCount)))
   }
 }
