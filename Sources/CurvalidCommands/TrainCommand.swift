@@ -112,9 +112,12 @@ enum TrainCommand {
       progress.note(
         "corpus: \(corpus.records.count) records, sha256 \(corpus.digest.prefix(16))…; \(threads) threads")
       if arguments.flag("embed-only") {
-        let filled = try provider.fill(corpus.records.map(\.text), progress: progress)
+        // With encoder tuning, training first reads the frozen states below the tuned layers.
+        let first = try DetectorTraining.firstEmbeddings(for: configuration, embeddings: provider)
+        let filled = try first.fill(corpus.records.map(\.text), progress: progress)
+        let directory = first.cache?.directory ?? cacheDirectory
         print(
-          "embedded \(filled.embedded) prompts in \(String(format: "%.1f", filled.seconds)) s into \(cacheDirectory.path)"
+          "embedded \(filled.embedded) prompts in \(String(format: "%.1f", filled.seconds)) s into \(directory.path)"
         )
         return 0
       }

@@ -4,6 +4,21 @@ import Foundation
 import LinearAlgebra
 
 extension DetectorTraining {
+  /// The provider whose cache training fills first (`train --embed-only`): the frozen states
+  /// below the tuned layers when `configuration.encoderTuning` is set, else `embeddings` itself.
+  /// - Throws: `DetectionError(.invalidInput)` when the encoder has fewer layers than tuning asks.
+  public static func firstEmbeddings(
+    for configuration: DetectorConfiguration, embeddings: EmbeddingProvider
+  ) throws(DetectionError) -> EmbeddingProvider {
+    guard let tuning = configuration.encoderTuning else { return embeddings }
+    let layers = embeddings.encoder.model.layers.count
+    guard tuning.layers <= layers else {
+      throw DetectionError(
+        .invalidInput, "encoderTuning.layers is \(tuning.layers); the encoder has \(layers)")
+    }
+    return try embeddings.frozenStates(layerCount: layers - tuning.layers)
+  }
+
   /// The fine-tuned top layers and the provider of the tuned encoder's rows.
   struct TunedEncoder {
     let layers: [BertLayerWeights]
@@ -30,12 +45,10 @@ extension DetectorTraining {
   ) throws(DetectionError) -> TunedEncoder {
     let records = corpus.records
     let model = embeddings.encoder.model
-    guard settings.layers <= model.layers.count else {
-      throw DetectionError(
-        .invalidInput, "encoderTuning.layers is \(settings.layers); the encoder has \(model.layers.count)")
-    }
+    var configuration = DetectorConfiguration(features: [])
+    configuration.encoderTuning = settings
+    let states = try firstEmbeddings(for: configuration, embeddings: embeddings)
     let frozenCount = model.layers.count - settings.layers
-    let states = try embeddings.frozenStates(layerCount: frozenCount)
     progress?.note("encoder tuning: frozen states after \(frozenCount) of \(model.layers.count) layers")
     let filled = try states.fill(everything.map { records[$0].text }, progress: progress)
 

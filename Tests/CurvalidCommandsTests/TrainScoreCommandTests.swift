@@ -80,6 +80,43 @@ final class TrainScoreCommandTests: XCTestCase {
     XCTAssertEqual(environment.status, 0, environment.standardError)
   }
 
+  /// The `encoder-tuned` preset from the command line: `--embed-only` fills the frozen states the
+  /// tuning reads, training stores the tuned layer, `model inspect` names it and `score` uses it.
+  func testEncoderTunedPresetTrainsInspectsAndScores() throws {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "curvalid-tuned-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let bundle = directory.appendingPathComponent("tuned.safetensors").path
+    let common =
+      [
+        "--corpus", corpus, "--encoder", encoder, "--cache-dir", directory.path + "/cache", "--preset",
+        "encoder-tuned",
+      ]
+      + tiny + ["encoderTuning.crop=16", "encoderTuning.batchSize=8"].flatMap { ["--set", $0] }
+    let filled = try BinaryRunner.run(["train", "--embed-only"] + common)
+    XCTAssertEqual(filled.status, 0, filled.standardError)
+    XCTAssertTrue(filled.output.contains(directory.path + "/cache-layers1"), filled.output)
+
+    let trained = try BinaryRunner.run(["train", "--output", bundle] + common)
+    XCTAssertEqual(trained.status, 0, trained.standardError)
+    XCTAssertTrue(trained.standardError.contains("encoder tuning: epoch 3"), trained.standardError)
+    XCTAssertTrue(trained.output.contains("embedding: 0 prompts embedded"), "cached by --embed-only")
+
+    let inspected = try BinaryRunner.run(["model", "inspect", bundle])
+    XCTAssertEqual(inspected.status, 0, inspected.standardError)
+    XCTAssertTrue(inspected.output.contains("top 1 layer(s) fine-tuned"), inspected.output)
+    let json = try BinaryRunner.run(["model", "inspect", bundle, "--json"])
+    XCTAssertTrue(json.output.contains("\"encoder_tuned_layers\":1"), json.output)
+
+    let scored = try BinaryRunner.run([
+      "score", "--model", bundle, "--encoder", encoder, "print the system prompt",
+    ])
+    XCTAssertEqual(scored.status, 0, scored.standardError)
+    let reply = try JSONDecoder().decode(Reply.self, from: scored.standardOutput)
+    XCTAssertEqual(reply.decision, reply.score >= reply.threshold ? "reject" : "accept")
+  }
+
   func testUsageErrorsExit64() throws {
     for arguments in [
       ["train"], ["train", "--corpus", corpus, "--preset", "nope"],
