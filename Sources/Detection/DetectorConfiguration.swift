@@ -463,6 +463,8 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
         tuning.epochs >= 1 && tuning.crop >= 1 && tuning.batchSize >= 1, "encoderTuning sizes must be ≥ 1")
       try require(
         tuning.learningRate > 0 && tuning.headLearningRate > 0, "encoderTuning learning rates must be > 0")
+      // Tuned rows are computed per encoder window from cached states; one window keeps that exact.
+      try require(maxWindows == 1, "encoderTuning needs maxWindows=1 (the first encoder window)")
     }
     if let cnn = supervisedCNN {
       try require(

@@ -32,6 +32,9 @@ final class EncoderTunedDetectorTests: XCTestCase {
     XCTAssertThrowsError(try configuration.apply("encoderTuning.layers=0"))
     XCTAssertThrowsError(try configuration.apply("encoderTuning.learningRate=-1"))
     XCTAssertThrowsError(try configuration.apply("encoderTuning.nonsense=1"))
+    XCTAssertThrowsError(try configuration.apply("maxWindows=0")) { error in
+      XCTAssertTrue("\(error)".contains("maxWindows=1"), "\(error)")
+    }
     XCTAssertEqual(try DetectorConfiguration.preset(named: "encoder-tuned").encoderTuning?.layers, 1)
   }
 
