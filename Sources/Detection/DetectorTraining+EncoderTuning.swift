@@ -11,12 +11,19 @@ extension DetectorTraining {
     for configuration: DetectorConfiguration, embeddings: EmbeddingProvider
   ) throws(DetectionError) -> EmbeddingProvider {
     guard let tuning = configuration.encoderTuning else { return embeddings }
+    return try frozenStates(below: tuning.layers, embeddings: embeddings)
+  }
+
+  /// The provider of the frozen states below the top `tunedLayers` layers.
+  /// - Throws: `DetectionError(.invalidInput)` when the encoder has fewer layers.
+  static func frozenStates(
+    below tunedLayers: Int, embeddings: EmbeddingProvider
+  ) throws(DetectionError) -> EmbeddingProvider {
     let layers = embeddings.encoder.model.layers.count
-    guard tuning.layers <= layers else {
-      throw DetectionError(
-        .invalidInput, "encoderTuning.layers is \(tuning.layers); the encoder has \(layers)")
+    guard tunedLayers <= layers else {
+      throw DetectionError(.invalidInput, "encoderTuning.layers is \(tunedLayers); the encoder has \(layers)")
     }
-    return try embeddings.frozenStates(layerCount: layers - tuning.layers)
+    return try embeddings.frozenStates(layerCount: layers - tunedLayers)
   }
 
   /// The fine-tuned top layers and the provider of the tuned encoder's rows.
@@ -45,9 +52,7 @@ extension DetectorTraining {
   ) throws(DetectionError) -> TunedEncoder {
     let records = corpus.records
     let model = embeddings.encoder.model
-    var configuration = DetectorConfiguration(features: [])
-    configuration.encoderTuning = settings
-    let states = try firstEmbeddings(for: configuration, embeddings: embeddings)
+    let states = try frozenStates(below: settings.layers, embeddings: embeddings)
     let frozenCount = model.layers.count - settings.layers
     progress?.note("encoder tuning: frozen states after \(frozenCount) of \(model.layers.count) layers")
     let filled = try states.fill(everything.map { records[$0].text }, progress: progress)

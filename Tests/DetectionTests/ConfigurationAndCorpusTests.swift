@@ -39,7 +39,7 @@ final class ConfigurationAndCorpusTests: XCTestCase {
       DetectorConfiguration.presetNames,
       [
         "reference", "embedding-logistic", "supervised-cnn", "embedding-geometry", "token-fusion",
-        "phrase-fusion",
+        "phrase-fusion", "encoder-tuned",
         "default",
       ])
     // The shipped preset: the same MLP with the tail embedding as a sixth block.
