@@ -24,11 +24,12 @@ extension EmbeddingProvider {
       throw DetectionError(
         .invalidBundle, "the model's tuned encoder layers do not fit the encoder: \(error.message)")
     }
-    let digest = Self.digest(of: tunedLayers, hiddenSize: hiddenSize)
+    // The digest names the cache only; a provider without a cache (the `Detector`) skips it.
     return EmbeddingProvider(
       encoder: text,
       cache: cache.map {
-        EmbeddingCache(directory: Self.sibling(of: $0.directory, suffix: "tuned-\(digest.prefix(16))"))
+        let digest = Self.digest(of: tunedLayers, hiddenSize: hiddenSize)
+        return EmbeddingCache(directory: Self.sibling(of: $0.directory, suffix: "tuned-\(digest.prefix(16))"))
       },
       maxWindows: maxWindows)
   }

@@ -243,10 +243,15 @@ public final class BertEncoder: Sendable {
 
   /// `output [rows, width] = activation(residual + bias + input [rows, inputWidth] · weight)`, one
   /// team job (`Affine.apply`); `width = bias.count`, `residual` is `[rows, width]` when given.
-  static func affine(
+  /// Shared with the trainable layer of `EncoderTuning`, so that it runs the encoder's kernels.
+  package static func affine(
     input: [Float], rows: Int, inputWidth: Int, weight: [Float], bias: [Float], residual: [Float]? = nil,
     activation: Affine.Activation = .identity, into output: inout [Float]
   ) {
+    precondition(
+      input.count == rows * inputWidth && weight.count == inputWidth * bias.count
+        && output.count == rows * bias.count && (residual?.count ?? output.count) == output.count,
+      "affine: mismatched buffer sizes")
     output.withUnsafeMutableBufferPointer { out in
       input.withUnsafeBufferPointer { x in
         weight.withUnsafeBufferPointer { wt in
@@ -320,23 +325,9 @@ public final class BertEncoder: Sendable {
               let offset = offsets[sequence]
               let t = lengths[sequence]
               let q = base + offset * 3 * h + head * dh
-              let k = q + h
-              let v = q + 2 * h
-              // K_hᵀ [dh, t], contiguous, so the score product needs no transposed operand
-              // (OpenBLAS is markedly slower with one at these small sizes).
-              for row in 0..<t {
-                let source = k + row * 3 * h
-                for column in 0..<dh { keys[column * t + row] = source[column] }
-              }
-              // scores [t, t] = scale · Q_h [t, dh] · K_hᵀ [dh, t]
-              BLAS.gemm(
-                m: t, n: t, k: dh, alpha: scale, a: q, lda: 3 * h, b: keys, ldb: t, c: scores, ldc: t)
-              VectorOps.softmaxRows(
-                UnsafeMutableBufferPointer(start: scores, count: t * t), rows: t, columns: t)
-              // context rows [t, dh] (stride hidden) = P [t, t] · V_h [t, dh]
-              BLAS.gemm(
-                m: t, n: dh, k: t, a: scores, lda: t, b: v, ldb: 3 * h,
-                c: context + offset * h + head * dh, ldc: h)
+              Attention.head(
+                t: t, headSize: dh, scale: scale, q: q, k: q + h, v: q + 2 * h, stride: 3 * h, scores: scores,
+                keys: keys, context: context + offset * h + head * dh, contextStride: h)
             }
           }
         }

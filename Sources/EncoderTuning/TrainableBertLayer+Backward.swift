@@ -267,16 +267,7 @@ extension TrainableBertLayer {
 
   /// `sums[c] += Σ_r x[r, c]` for `x [rows, sums.count]`: a bias gradient.
   static func addColumnSums(_ x: [Float], rows: Int, into sums: inout [Float]) {
-    let columns = sums.count
-    precondition(x.count == rows * columns, "column sums: mismatched buffer sizes")
-    x.withUnsafeBufferPointer { xb in
-      sums.withUnsafeMutableBufferPointer { out in
-        for r in 0..<rows {
-          let row = r * columns
-          for c in 0..<columns { out[c] += xb[row + c] }
-        }
-      }
-    }
+    x.withUnsafeBufferPointer { accumulateColumnSums($0, rows: rows, columns: sums.count, into: &sums) }
   }
 
   /// `C ← op(A)·op(B) + beta·C` on whole arrays, one `BLAS.gemm` (see there for the layouts).

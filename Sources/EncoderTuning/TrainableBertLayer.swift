@@ -223,8 +223,3 @@ extension TrainableBertLayer {
     var attention: [Float] = []
   }
 }
-
-/// Sets `buffer` to `count` values, keeping its storage when the count is unchanged.
-func resize(_ buffer: inout [Float], to count: Int) {
-  if buffer.count != count { buffer = [Float](repeating: 0, count: count) }
-}

@@ -66,9 +66,13 @@ public enum VectorOps {
 
   /// Layer normalisation of each row of `x` (`[rows, columns]`), in place:
   /// `y = (x − mean) / sqrt(var + eps) · gamma + beta`, with the biased variance (as PyTorch).
+  ///
+  /// For back-propagation it can also keep `x̂ = (x − mean) / sqrt(var + eps)` in `normalized`
+  /// (`[rows, columns]`) and `1 / sqrt(var + eps)` in `inverseDeviation` (`[rows]`).
   public static func layerNormRows(
     _ x: UnsafeMutableBufferPointer<Float>, rows: Int, columns: Int,
-    gamma: UnsafeBufferPointer<Float>, beta: UnsafeBufferPointer<Float>, epsilon: Float
+    gamma: UnsafeBufferPointer<Float>, beta: UnsafeBufferPointer<Float>, epsilon: Float,
+    normalized: UnsafeMutablePointer<Float>? = nil, inverseDeviation: UnsafeMutablePointer<Float>? = nil
   ) {
     precondition(x.count >= rows * columns && gamma.count >= columns && beta.count >= columns)
     guard columns > 0, let base = x.baseAddress, let g = gamma.baseAddress, let b = beta.baseAddress else {
@@ -87,7 +91,16 @@ public enum VectorOps {
           squares += d * d
         }
         let inverse = 1 / (squares / n + epsilon).squareRoot()
-        for c in 0..<columns { row[c] = (row[c] - mean) * inverse * g[c] + b[c] }
+        inverseDeviation?[r] = inverse
+        if let normalized {
+          let hat = normalized + r * columns
+          for c in 0..<columns {
+            hat[c] = (row[c] - mean) * inverse
+            row[c] = hat[c] * g[c] + b[c]
+          }
+        } else {
+          for c in 0..<columns { row[c] = (row[c] - mean) * inverse * g[c] + b[c] }
+        }
       }
     }
   }

@@ -76,12 +76,12 @@ public enum WeightInitialization: Sendable, Equatable {
 
 /// Makes `buffer` hold exactly `count` values, reallocating (zero-filled) only when the size changes.
 @inline(__always)
-func resize(_ buffer: inout [Float], to count: Int) {
+package func resize(_ buffer: inout [Float], to count: Int) {
   if buffer.count != count { buffer = [Float](repeating: 0, count: count) }
 }
 
 /// Adds the column sums of `g` (`[rows, columns]`, flat) into `target` (`[columns]`).
-func accumulateColumnSums(
+package func accumulateColumnSums(
   _ g: UnsafeBufferPointer<Float>, rows: Int, columns: Int, into target: inout [Float]
 ) {
   precondition(target.count == columns && g.count >= rows * columns)
