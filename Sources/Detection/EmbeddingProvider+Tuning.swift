@@ -1,6 +1,5 @@
 import Embeddings
 import Foundation
-import Hashing
 import LinearAlgebra
 
 extension EmbeddingProvider {
@@ -28,8 +27,8 @@ extension EmbeddingProvider {
     return EmbeddingProvider(
       encoder: text,
       cache: cache.map {
-        let digest = Self.digest(of: tunedLayers, hiddenSize: hiddenSize)
-        return EmbeddingCache(directory: Self.sibling(of: $0.directory, suffix: "tuned-\(digest.prefix(16))"))
+        let digest = EmbeddingCache.tunedDigest(of: tunedLayers, hiddenSize: hiddenSize)
+        return EmbeddingCache(directory: EmbeddingCache.directory(of: .tuned(digest), base: $0.directory))
       },
       maxWindows: maxWindows)
   }
@@ -43,7 +42,7 @@ extension EmbeddingProvider {
       return EmbeddingProvider(
         encoder: try TextEncoder(tokenizer: encoder.tokenizer, model: bottom),
         cache: cache.map {
-          EmbeddingCache(directory: Self.sibling(of: $0.directory, suffix: "layers\(layerCount)"))
+          EmbeddingCache(directory: EmbeddingCache.directory(of: .layers(layerCount), base: $0.directory))
         },
         maxWindows: maxWindows)
     } catch {
@@ -91,30 +90,5 @@ extension EmbeddingProvider {
       progress?.update(start)
     }
     progress?.finish()
-  }
-
-  /// `directory` with `-suffix` appended to its last component.
-  static func sibling(of directory: URL, suffix: String) -> URL {
-    directory.deletingLastPathComponent().appendingPathComponent(
-      directory.lastPathComponent + "-" + suffix, isDirectory: true)
-  }
-
-  /// The hex sha256 of the layers' values (little-endian float bits, in `namedTensors` order).
-  static func digest(of layers: [BertLayerWeights], hiddenSize: Int) -> String {
-    var hasher = SHA256()
-    for layer in layers {
-      for (_, _, values) in layer.namedTensors(hiddenSize: hiddenSize) {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(values.count * 4)
-        for value in values {
-          let bits = value.bitPattern
-          bytes += [
-            UInt8(bits & 0xff), UInt8((bits >> 8) & 0xff), UInt8((bits >> 16) & 0xff), UInt8(bits >> 24),
-          ]
-        }
-        hasher.update(bytes)
-      }
-    }
-    return SHA256.hex(hasher.finalize())
   }
 }
