@@ -32,6 +32,9 @@ public enum CurvalidCLI {
     Command(
       name: "model", summary: "inspect a model bundle or compare two on a corpus", run: ModelCommand.run),
     Command(name: "audit", summary: "verify, tail, export and label the audit log", run: AuditCommand.run),
+    Command(
+      name: "cache", summary: "list the embedding caches and prune the ones no longer needed",
+      run: CacheCommand.run),
   ]
 
   static var usage: String {
