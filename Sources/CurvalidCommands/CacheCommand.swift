@@ -29,7 +29,7 @@ enum CacheCommand {
       --encoder DIR        the encoder whose default cache to use (hashes its weights)
       --tuned              prune: remove the tuned-<digest> directories
       --keep-model BUNDLE  prune: keep the tuned directory of this bundle's fine-tuned layers
-                           (repeatable; the digest `evaluate` and `score` use)
+                           (repeatable; the directory `evaluate` fills for it)
       --layers             prune: remove the layers<k> directories
       --all                prune: remove the tuned and layers directories and the frozen cache
       --dry-run            prune: print what would be removed; remove nothing
