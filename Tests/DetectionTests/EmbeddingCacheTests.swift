@@ -54,4 +54,34 @@ final class EmbeddingCacheTests: XCTestCase {
     let all = EmbeddingProvider(encoder: try DetectionFixture.encoder(), cache: nil, maxWindows: 0)
     XCTAssertEqual(try all.embedUncached([text])[0].hidden.rows, 64)
   }
+
+  /// The sibling names the tuning provider creates parse back to their kinds; other names do not;
+  /// the entries the cache writes have entry names.
+  func testSiblingNamesRoundTrip() throws {
+    let base = URL(fileURLWithPath: "/caches/53aa51172d142c89", isDirectory: true)
+    for kind in [EmbeddingCache.Kind.frozen, .layers(1), .layers(12), .tuned("0123456789abcdef")] {
+      let directory = EmbeddingCache.directory(of: kind, base: base)
+      XCTAssertEqual(directory.deletingLastPathComponent().path, "/caches")
+      XCTAssertEqual(
+        EmbeddingCache.kind(ofDirectoryNamed: directory.lastPathComponent, baseName: base.lastPathComponent),
+        kind)
+    }
+    XCTAssertEqual(
+      EmbeddingCache.directory(of: .layers(2), base: base).lastPathComponent, "53aa51172d142c89-layers2")
+    for name in [
+      "53aa51172d142c89-layers", "53aa51172d142c89-layers0", "53aa51172d142c89-layers1x",
+      "53aa51172d142c89-tuned-0123", "53aa51172d142c89-tuned-0123456789ABCDEF", "53aa51172d142c89-other",
+      "53aa51172d142c89x", "other",
+    ] {
+      XCTAssertNil(EmbeddingCache.kind(ofDirectoryNamed: name, baseName: "53aa51172d142c89"), name)
+    }
+    let directory = try DetectionFixture.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let cache = EmbeddingCache(directory: directory)
+    let url = cache.url(forText: "hello", maxWindows: 3)
+    XCTAssertTrue(EmbeddingCache.isEntryName(url.lastPathComponent), url.path)
+    XCTAssertTrue(EmbeddingCache.isFolderName(url.deletingLastPathComponent().lastPathComponent))
+    XCTAssertFalse(EmbeddingCache.isCacheFileName("model.safetensors"))
+    XCTAssertTrue(EmbeddingCache.isCacheFileName(".\(UUID().uuidString).tmp"))
+  }
 }
