@@ -51,9 +51,11 @@ enum BatchScoring {
     let batchSize = try arguments.integer("batch", default: 32, in: 1...4096)
     let resume = arguments.flag("resume")
     guard !resume || outputPath != nil else { throw .usage("--resume needs --output FILE") }
+    let threshold = try ModelLoading.threshold(arguments.value("threshold"))
     try EncoderOptions.applyThreads(arguments)
     let detector = try ModelLoading.loadDetector(
-      bundlePath: arguments.value("model"), encoderDirectory: arguments.value("encoder"))
+      bundlePath: arguments.value("model"), encoderDirectory: arguments.value("encoder"), threshold: threshold
+    )
 
     let inputDescriptor = try open(inputPath, flags: O_RDONLY, what: "input")
     defer { if inputPath != nil { close(inputDescriptor) } }

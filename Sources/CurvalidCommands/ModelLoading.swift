@@ -4,6 +4,17 @@ import Foundation
 
 /// Finds and loads the model bundle and encoder for `score` and `serve`.
 enum ModelLoading {
+  /// The `--threshold` option: a decision threshold in [0, 1] replacing the bundle's, or `nil`.
+  ///
+  /// - Throws: `CommandError.usage` for anything but a number from 0 to 1.
+  static func threshold(_ text: String?, source: String = "--threshold") throws(CommandError) -> Float? {
+    guard let text else { return nil }
+    guard let value = Float(text), value >= 0, value <= 1 else {
+      throw .usage("\(source) must be a number from 0 to 1, got '\(text)'")
+    }
+    return value
+  }
+
   /// The default bundle: `$CURVALID_MODEL`, else `server/models/default.safetensors` in the
   /// repository holding the executable (searched upwards from it), else relative to the working
   /// directory.
@@ -22,10 +33,13 @@ enum ModelLoading {
   }
 
   /// Loads a detector: the bundle (default: `defaultBundlePath()`) and the encoder (default: the
-  /// verified cache), refusing a bundle made for other encoder weights.
+  /// verified cache), refusing a bundle made for other encoder weights. `threshold` replaces the
+  /// bundle's calibrated threshold (`nil`: keep it).
   ///
   /// - Throws: `CommandError.failure` with a one-line message.
-  static func loadDetector(bundlePath: String?, encoderDirectory: String?) throws(CommandError) -> Detector {
+  static func loadDetector(bundlePath: String?, encoderDirectory: String?, threshold: Float? = nil)
+    throws(CommandError) -> Detector
+  {
     let store =
       encoderDirectory.map { EncoderStore(directory: URL(fileURLWithPath: $0, isDirectory: true)) }
       ?? EncoderStore()
@@ -44,7 +58,8 @@ enum ModelLoading {
       )
     }
     do {
-      return try Detector(contentsOf: URL(fileURLWithPath: path), encoder: encoder, encoderSHA256: digest)
+      return try Detector(
+        contentsOf: URL(fileURLWithPath: path), encoder: encoder, encoderSHA256: digest, threshold: threshold)
     } catch {
       throw .failure(error.message)
     }

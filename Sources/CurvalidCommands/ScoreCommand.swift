@@ -25,6 +25,9 @@ enum ScoreCommand {
 
     options:
       --model BUNDLE  model bundle (default: $CURVALID_MODEL, else server/models/default.safetensors)
+      --threshold T   reject when the score reaches T (0 to 1) instead of the bundle's calibrated
+                      threshold: an operating point for another false-positive rate (see
+                      docs/evaluation.md, "Operating points")
       --explain       add the explanation
 
     batch options:
@@ -44,7 +47,7 @@ enum ScoreCommand {
 
   static func run(_ raw: [String]) throws(CommandError) -> Int32 {
     let arguments = try Arguments(
-      raw, options: EncoderOptions.names.union(["model"]).union(BatchScoring.options),
+      raw, options: EncoderOptions.names.union(["model", "threshold"]).union(BatchScoring.options),
       flags: BatchScoring.flags.union(["explain"]))
     if arguments.flag("help") {
       print(help, terminator: "")
@@ -62,7 +65,8 @@ enum ScoreCommand {
     }
     try EncoderOptions.applyThreads(arguments)
     let detector = try ModelLoading.loadDetector(
-      bundlePath: arguments.value("model"), encoderDirectory: arguments.value("encoder"))
+      bundlePath: arguments.value("model"), encoderDirectory: arguments.value("encoder"),
+      threshold: try ModelLoading.threshold(arguments.value("threshold")))
     let clock = ContinuousClock()
     let started = clock.now
     guard let result = detector.score([text], explain: arguments.flag("explain")).first else {

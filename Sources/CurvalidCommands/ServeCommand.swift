@@ -18,6 +18,9 @@ enum ServeCommand {
       --unix PATH              Unix socket, created mode 0600 (a stale socket file is replaced)
     model:
       --model BUNDLE           model bundle (default: the default model)
+      --threshold T            reject at scores ≥ T (0 to 1) instead of the bundle's calibrated threshold,
+                               for another false-positive rate (docs/evaluation.md, "Operating
+                               points"); kept across reloads; the shadow model keeps its own
       --shadow BUNDLE          shadow mode: a candidate that scores every request after its reply
                                (never delaying it); both decisions are audited, `stats` reports the
                                agreement rate. Promote it by copying it over --model and `reload`.
@@ -81,7 +84,9 @@ enum ServeCommand {
 
     let model = settings.model
     let encoder = settings.encoder
-    let scorer = try ModelLoading.loadDetector(bundlePath: model, encoderDirectory: encoder)
+    let threshold = settings.threshold
+    let scorer = try ModelLoading.loadDetector(
+      bundlePath: model, encoderDirectory: encoder, threshold: threshold)
     let shadow = try arguments.value("shadow").map { path throws(CommandError) in
       try ModelLoading.loadDetector(bundlePath: path, sharingEncoderOf: scorer)
     }
@@ -97,7 +102,9 @@ enum ServeCommand {
     do {
       server = try Server(
         configuration: settings.server, scorer: scorer, recorder: recorder,
-        loader: { try ModelLoading.loadDetector(bundlePath: model, encoderDirectory: encoder) },
+        loader: {
+          try ModelLoading.loadDetector(bundlePath: model, encoderDirectory: encoder, threshold: threshold)
+        },
         shadow: shadow)
       try server.start()
     } catch {
@@ -109,6 +116,8 @@ enum ServeCommand {
     let places = tcp + (settings.server.unixSocketPath.map { ["unix:" + $0] } ?? [])
     printError(
       "curvalid: serving model \(server.modelID) on \(places.joined(separator: ", "))"
+        + (scorer.thresholdOverridden
+          ? " (threshold \(scorer.threshold), not the bundle's \(scorer.bundle.threshold))" : "")
         + (shadow.map { " (shadow model \($0.modelID))" } ?? ""))
     do {
       try server.waitUntilStopped()

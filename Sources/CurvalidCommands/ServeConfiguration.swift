@@ -18,6 +18,9 @@ struct ServeConfiguration: Equatable {
   var server = ServerConfiguration()
   /// The model bundle (`nil`: the default model).
   var model: String?
+  /// A decision threshold in [0, 1] replacing the bundle's calibrated one (`nil`: the bundle's).
+  /// It applies to every model the service loads or reloads, not to a shadow model.
+  var threshold: Float?
   /// The encoder directory (`nil`: the verified default encoder).
   var encoder: String?
   /// BLAS threads per scoring worker.
@@ -36,6 +39,7 @@ struct ServeConfiguration: Equatable {
     var listen: ListenSetting?
     var unixSocket: String?
     var model: String?
+    var threshold: Double?
     var encoder: String?
     var threads: Int?
     var workers: Int?
@@ -59,7 +63,7 @@ struct ServeConfiguration: Equatable {
     enum CodingKeys: String, CodingKey, CaseIterable {
       case listen
       case unixSocket = "unix_socket"
-      case model, encoder, threads, workers, audit
+      case model, threshold, encoder, threads, workers, audit
       case auditMode = "audit_mode"
       case auditFailure = "audit_failure"
       case storePrompts = "store_prompts"
@@ -100,7 +104,8 @@ struct ServeConfiguration: Equatable {
 
   /// Option names (taking a value) accepted by `curvalid serve`.
   static let optionNames: Set<String> = [
-    "listen", "unix", "model", "audit", "config", "admin-token-file", "encoder", "threads", "workers",
+    "listen", "unix", "model", "threshold", "audit", "config", "admin-token-file", "encoder", "threads",
+    "workers",
     "audit-mode", "audit-failure", "overload", "max-connections", "max-line-bytes", "max-prompt-chars",
     "max-pipelined", "queue-capacity", "max-batch", "batch-wait-ms", "idle-timeout", "slow-sender-timeout",
     "drain-timeout", "shadow",
@@ -188,7 +193,7 @@ struct ServeConfiguration: Equatable {
   private mutating func apply(file: FileSettings) throws(CommandError) {
     let text: [String: String?] = [
       "listen": file.listen.map { $0.list.joined(separator: ",") }, "unix": file.unixSocket,
-      "model": file.model,
+      "model": file.model, "threshold": file.threshold.map { "\($0)" },
       "encoder": file.encoder, "audit": file.audit, "audit-mode": file.auditMode,
       "audit-failure": file.auditFailure, "admin-token-file": file.adminTokenFile, "overload": file.overload,
       "threads": file.threads.map(String.init), "workers": file.workers.map(String.init),
@@ -245,6 +250,9 @@ struct ServeConfiguration: Equatable {
     }
     if let path = lookup("unix") { server.unixSocketPath = path == "none" ? nil : path }
     if let path = lookup("model") { model = path }
+    if let text = lookup("threshold") {
+      threshold = try ModelLoading.threshold(text, source: "\(layer) threshold")
+    }
     if let path = lookup("encoder") { encoder = path }
     if let path = lookup("audit") { audit = path == "none" ? nil : path }
     if let path = lookup("admin-token-file") { adminTokenFile = path }
@@ -274,6 +282,7 @@ struct ServeConfiguration: Equatable {
       ("listen", "[\(listen)]"),
       ("unix_socket", string(server.unixSocketPath)),
       ("model", string(model)),
+      ("threshold", threshold.map { JSONText.number($0) } ?? "null"),
       ("encoder", string(encoder)),
       ("threads", "\(threads)"),
       ("workers", "\(server.workers)"),

@@ -14,6 +14,10 @@ public final class Detector: PromptScoring {
   public let baseEncoder: TextEncoder
   /// The first 8 hex digits of the bundle file's sha256.
   public let modelID: String
+  /// The decision threshold on the score: the bundle's calibrated one, or the operator's override.
+  public let threshold: Float
+  /// Whether `threshold` is an operator's override rather than the bundle's calibrated threshold.
+  public let thresholdOverridden: Bool
   private let embeddings: EmbeddingProvider
 
   /// Pairs a bundle with an encoder.
@@ -23,8 +27,16 @@ public final class Detector: PromptScoring {
   ///   - encoder: The encoder (its digest was checked when the bundle was read); when the bundle
   ///     holds fine-tuned top layers, the detector runs the encoder with those layers instead.
   ///   - modelID: The bundle's id.
-  /// - Throws: `DetectionError(.invalidBundle)` when the bundle's tuned layers do not fit the encoder.
-  public init(bundle: ModelBundle, encoder: TextEncoder, modelID: String) throws(DetectionError) {
+  ///   - threshold: A decision threshold in [0, 1] replacing the bundle's calibrated one (an
+  ///     operating point chosen for a deployment); `nil` keeps the bundle's.
+  /// - Throws: `DetectionError(.invalidBundle)` when the bundle's tuned layers do not fit the
+  ///   encoder, `.invalidInput` for a threshold outside [0, 1].
+  public init(bundle: ModelBundle, encoder: TextEncoder, modelID: String, threshold: Float? = nil)
+    throws(DetectionError)
+  {
+    if let threshold, !(threshold >= 0 && threshold <= 1) {
+      throw DetectionError(.invalidInput, "the threshold must be a number from 0 to 1, got \(threshold)")
+    }
     let embeddings = try EmbeddingProvider(
       encoder: encoder, cache: nil, maxWindows: bundle.configuration.maxWindows
     ).adapted(to: bundle.model)
@@ -32,6 +44,8 @@ public final class Detector: PromptScoring {
     self.encoder = embeddings.encoder
     self.baseEncoder = encoder
     self.modelID = modelID
+    self.threshold = threshold ?? bundle.threshold
+    self.thresholdOverridden = threshold != nil
     self.embeddings = embeddings
   }
 
@@ -41,10 +55,11 @@ public final class Detector: PromptScoring {
   ///   - url: The bundle.
   ///   - encoder: The encoder.
   ///   - encoderSHA256: The encoder weights' digest, checked against the bundle's (`nil`: skip).
-  /// - Throws: `DetectionError(.invalidBundle)` or `.io`, one line.
-  public convenience init(contentsOf url: URL, encoder: TextEncoder, encoderSHA256: String?)
-    throws(DetectionError)
-  {
+  ///   - threshold: A threshold in [0, 1] replacing the bundle's (`nil`: the bundle's).
+  /// - Throws: `DetectionError(.invalidBundle)`, `.invalidInput` or `.io`, one line.
+  public convenience init(
+    contentsOf url: URL, encoder: TextEncoder, encoderSHA256: String?, threshold: Float? = nil
+  ) throws(DetectionError) {
     let bundle = try ModelBundle.read(from: url, encoderSHA256: encoderSHA256)
     guard bundle.model.hiddenSize == encoder.model.configuration.hiddenSize else {
       throw DetectionError(
@@ -52,11 +67,9 @@ public final class Detector: PromptScoring {
         "model bundle \(url.path) expects \(bundle.model.hiddenSize)-wide embeddings, the encoder gives "
           + "\(encoder.model.configuration.hiddenSize)")
     }
-    try self.init(bundle: bundle, encoder: encoder, modelID: try ModelBundle.modelID(of: url))
+    try self.init(
+      bundle: bundle, encoder: encoder, modelID: try ModelBundle.modelID(of: url), threshold: threshold)
   }
-
-  /// The calibrated threshold.
-  public var threshold: Float { bundle.threshold }
 
   /// Scores prompts; an empty or whitespace-only prompt fails with `.emptyPrompt`.
   public func score(_ prompts: [String], explain: Bool) -> [Result<Decision, DetectionError>] {
@@ -125,7 +138,7 @@ public final class Detector: PromptScoring {
           nearestBenignDistances: evaluation.nearestBenignDistances)
       }
       return Decision(
-        score: evaluation.score, threshold: bundle.threshold, tokens: evaluation.tokens,
+        score: evaluation.score, threshold: threshold, tokens: evaluation.tokens,
         features: evaluation.features, explanation: explanation)
     }
   }

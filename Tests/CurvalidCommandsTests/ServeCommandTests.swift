@@ -36,7 +36,7 @@ final class ServeCommandTests: XCTestCase {
       "--listen HOST:PORT", "--unix PATH", "--model BUNDLE", "--audit DB", "--config FILE",
       "--admin-token-file FILE",
       "--check-config", "--overload POLICY", "--workers N", "--threads N", "--store-prompts",
-      "--audit-mode MODE",
+      "--audit-mode MODE", "--threshold T",
     ] {
       XCTAssertTrue(result.output.contains(option), option)
     }
@@ -85,6 +85,17 @@ final class ServeCommandTests: XCTestCase {
     XCTAssertEqual(layered["audit_mode"] as? String, "async")
     XCTAssertEqual(layered["config_file"] as? String, file)
 
+    XCTAssertTrue(fromFile["threshold"] is NSNull)
+    let thresholdFile = try write("threshold.json", #"{"threshold": 0.5}"#)
+    XCTAssertEqual(try effective(["--config", thresholdFile])["threshold"] as? Double, 0.5)
+    XCTAssertEqual(
+      try effective(["--config", thresholdFile], environment: ["CURVALID_THRESHOLD": "0.25"])["threshold"]
+        as? Double, 0.25)
+    XCTAssertEqual(
+      try effective(
+        ["--config", thresholdFile, "--threshold", "0.125"], environment: ["CURVALID_THRESHOLD": "0.25"])[
+          "threshold"] as? Double, 0.125)
+
     let noTCP = try effective(["--listen", "none", "--unix", directory.appendingPathComponent("s").path])
     XCTAssertEqual(noTCP["listen"] as? [String], [])
   }
@@ -93,6 +104,7 @@ final class ServeCommandTests: XCTestCase {
     let unknownKey = try write("typo.json", #"{"listne": "127.0.0.1:1"}"#)
     let wrongType = try write("type.json", #"{"workers": "two"}"#)
     let shortToken = try write("short", "short\n")
+    let badThreshold = try write("threshold.json", #"{"threshold": -1}"#)
     for arguments in [
       ["serve", "--bogus"], ["serve", "extra"], ["serve", "--listen", "7433"],
       ["serve", "--listen", "host:99999"],
@@ -100,6 +112,7 @@ final class ServeCommandTests: XCTestCase {
       ["serve", "--idle-timeout", "0"], ["serve", "--config", unknownKey, "--check-config"],
       ["serve", "--config", wrongType, "--check-config"], ["serve", "--listen", "none", "--check-config"],
       ["serve", "--admin-token-file", shortToken, "--check-config"],
+      ["serve", "--threshold", "2", "--check-config"], ["serve", "--config", badThreshold, "--check-config"],
     ] {
       let result = try BinaryRunner.run(arguments)
       XCTAssertEqual(result.status, 64, "\(arguments): \(result.standardError)")
