@@ -19,6 +19,8 @@ enum EvaluateCommand {
 
     options:
       --model BUNDLE       model for --mode test (default: $CURVALID_MODEL or server/models/default.safetensors)
+      --threshold T        --mode test: decide at T (0 to 1) instead of the bundle's threshold, to
+                           measure another operating point
       --preset LIST        presets for --mode lofo, comma-separated (default: reference); several
                            presets print a side-by-side comparison
       --set KEY=VALUE      configuration override for --mode lofo (repeatable)
@@ -41,7 +43,7 @@ enum EvaluateCommand {
     let arguments = try Arguments(
       remaining,
       options: EncoderOptions.names.union([
-        "model", "mode", "preset", "families", "length-bins", "plots", "cache-dir",
+        "model", "mode", "preset", "families", "length-bins", "plots", "cache-dir", "threshold",
       ]),
       flags: ["json", "include-harmful"])
     if arguments.flag("help") {
@@ -55,6 +57,10 @@ enum EvaluateCommand {
     let mode = arguments.value("mode") ?? "test"
     guard ["test", "lofo"].contains(mode) else { throw .usage("--mode must be test or lofo, got '\(mode)'") }
     let bins = try arguments.integer("length-bins", default: 6, in: 1...50)
+    let thresholdOverride = try ModelLoading.threshold(arguments.value("threshold"))
+    guard thresholdOverride == nil || mode == "test" else {
+      throw .usage("--threshold is for --mode test (leave-one-family-out calibrates each fold's own)")
+    }
     try EncoderOptions.applyThreads(arguments)
 
     let environment = try TrainingEnvironment(arguments)
@@ -77,12 +83,13 @@ enum EvaluateCommand {
         let run = try EvaluationRunner.testSplit(
           bundle: bundle, modelID: modelID, corpus: corpus, embeddings: provider,
           includeHarmful: arguments.flag("include-harmful"), progress: progress)
+        let threshold = thresholdOverride ?? run.threshold
         let report = try makeReport(
-          modelID: modelID, threshold: run.threshold, examples: run.examples,
+          modelID: modelID, threshold: threshold, examples: run.examples,
           target: bundle.configuration.targetFalsePositiveRate, bins: bins)
         try emit(report, json: arguments.flag("json"), to: output)
         if let directory = arguments.value("plots") {
-          try plot(run.examples, threshold: run.threshold, modelID: modelID, into: directory)
+          try plot(run.examples, threshold: threshold, modelID: modelID, into: directory)
         }
       } else {
         let presets = (arguments.value("preset") ?? "reference").split(separator: ",").map(String.init)

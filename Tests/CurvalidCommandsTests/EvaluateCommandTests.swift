@@ -63,12 +63,34 @@ final class EvaluateCommandTests: XCTestCase {
     XCTAssertEqual(result.status, 0, result.standardError)
     XCTAssertTrue(result.output.contains("ROC-AUC") || result.output.contains("roc"), result.output)
     XCTAssertTrue(result.output.contains("role_play"), result.output)
+
+    // Another operating point: the same scores decided at --threshold 0 flag every prompt.
+    func overall(_ extra: [String]) throws -> [String: Any] {
+      let run = try BinaryRunner.run(
+        [
+          "evaluate", "--corpus", corpus, "--model", bundle, "--encoder", encoder, "--cache-dir", cache,
+          "--json",
+        ] + extra)
+      XCTAssertEqual(run.status, 0, run.standardError)
+      return try XCTUnwrap(JSONSerialization.jsonObject(with: run.standardOutput) as? [String: Any])
+    }
+    let calibrated = try overall([])
+    let everything = try overall(["--threshold", "0"])
+    XCTAssertEqual(everything["threshold"] as? Double, 0)
+    XCTAssertNotEqual(calibrated["threshold"] as? Double, 0)
+    let summary = try XCTUnwrap(everything["overall"] as? [String: Any])
+    XCTAssertEqual(summary["false_positive_rate"] as? Double, 1)
+    XCTAssertEqual(summary["recall"] as? Double, 1)
+    XCTAssertEqual(
+      (summary["roc_auc"] as? Double), (calibrated["overall"] as? [String: Any])?["roc_auc"] as? Double)
   }
 
   func testUsageErrors() throws {
     for arguments in [
       ["evaluate"], ["evaluate", "--corpus", corpus, "--mode", "nope"],
       ["evaluate", "--corpus", corpus, "--length-bins", "0"], ["evaluate", "stray", "--corpus", corpus],
+      ["evaluate", "--corpus", corpus, "--threshold", "7"],
+      ["evaluate", "--corpus", corpus, "--mode", "lofo", "--threshold", "0.5"],
     ] {
       let result = try BinaryRunner.run(arguments)
       XCTAssertEqual(result.status, 64, "\(arguments): \(result.standardError)")
