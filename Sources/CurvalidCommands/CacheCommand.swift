@@ -299,6 +299,9 @@ enum CacheCommand {
       for file in files {
         let values = try? file.resourceValues(forKeys: Set(keys))
         let name = file.lastPathComponent
+        // A training or evaluation run writing this cache renames its temporary files into
+        // entries: a cache file that has gone since the listing is skipped, not a stranger.
+        if EmbeddingCache.isCacheFileName(name), fileType(file) == nil { continue }
         guard EmbeddingCache.isCacheFileName(name), values?.isSymbolicLink == false,
           values?.isRegularFile == true
         else {
