@@ -15,7 +15,8 @@ enum BenchDetectorCommand {
     pass (`Detector.embed`); (b) everything the detector does after the encoder: the feature
     network, every feature block of the bundle (supervised CNN windows, mean embedding, PromptLID
     kNN against the stored benign set, TextCurv) and the classifier (`Detector.decide`); and the
-    whole `Detector.score` call. It prints the median (min, max) of each over the runs, b/a in
+    whole `Detector.score` call (for a model with chunk scoring it also encodes and scores each
+    chunk of a prompt longer than one chunk, so only this column includes them). It prints the median (min, max) of each over the runs, b/a in
     percent (of the medians; issue 6 asks for at most 20%) and the median time of each stage of
     (b). Without --threads it runs once with 1 and once with 2 BLAS threads. Timings are
     wall-clock: on a shared machine expect ±10–20%.
@@ -160,7 +161,7 @@ enum BenchDetectorCommand {
         let start = now()
         let embedded = try detector.embed([text])
         let middle = now()
-        _ = try detector.decide(embedded, explain: false, stages: stages)
+        _ = try detector.decide(embedded, chunkScores: nil, explain: false, stages: stages)
         let end = now()
         _ = detector.score([text], explain: false)
         whole.append(now() - end)

@@ -98,7 +98,7 @@ enum EvaluateCommand {
         var reports: [String: EvaluationReport] = [:]
         for preset in presets {
           var configuration = try DetectorConfiguration.preset(named: preset)
-          for assignment in overrides { try configuration.apply(assignment) }
+          try configuration.apply(overrides)
           try configuration.validate()
           let provider = EmbeddingProvider(
             encoder: encoder, cache: EmbeddingCache(directory: cacheDirectory),

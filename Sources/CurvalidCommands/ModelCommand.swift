@@ -93,6 +93,9 @@ enum ModelCommand {
         "\"fused_block\":\(bundle.configuration.classifier.fuse.map(JSONText.string) ?? "null")",
         "\"fusion_rule\":\(bundle.model.fusion.map { JSONText.string($0.rule.rawValue) } ?? "null")",
         "\"encoder_tuned_layers\":\(bundle.model.tunedLayers.count)",
+        "\"chunking\":"
+          + (bundle.configuration.chunking.map { "{\"length\":\($0.length),\"stride\":\($0.stride)}" }
+            ?? "null"),
         "\"evaluation\":{"
           + evaluation.map { "\(JSONText.string($0.key)):\(JSONText.number($0.value))" }.joined(
             separator: ",")
@@ -123,6 +126,11 @@ enum ModelCommand {
         text +=
           "encoder: top \(tuning.layers) layer(s) fine-tuned on the detection objective and stored in the "
           + "bundle (\(tuning.epochs) epochs, \(tuning.crop)-row crops)\n"
+      }
+      if let chunking = bundle.configuration.chunking {
+        text +=
+          "score: the larger of the whole prompt's and its chunks' scores (chunks of \(chunking.length) word "
+          + "pieces every \(chunking.stride), each encoded alone)\n"
       }
       text += "training counts:\n"
       let width = counts.map(\.key.count).max() ?? 0

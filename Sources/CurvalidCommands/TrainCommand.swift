@@ -76,7 +76,7 @@ enum TrainCommand {
     var configuration: DetectorConfiguration
     do throws(DetectionError) {
       configuration = try DetectorConfiguration.preset(named: arguments.value("preset") ?? "reference")
-      for assignment in overrides { try configuration.apply(assignment) }
+      try configuration.apply(overrides)
       if let seed = arguments.value("seed") {
         guard let value = UInt64(seed) else {
           throw DetectionError(.invalidInput, "--seed must be a non-negative integer")

@@ -86,7 +86,9 @@ public final class Detector: PromptScoring {
     guard !valid.isEmpty else { return results }
     let decisions: [Decision]
     do {
-      decisions = try decide(embed(valid.map { prompts[$0] }), explain: explain)
+      let texts = valid.map { prompts[$0] }
+      let chunkScores = try bundle.model.chunkScores(texts, embeddings: embeddings)
+      decisions = try decide(embed(texts), chunkScores: chunkScores, explain: explain, stages: nil)
     } catch {
       for index in valid { results[index] = .failure(error) }
       return results
@@ -98,9 +100,11 @@ public final class Detector: PromptScoring {
   /// The encoder part of `score`: WordPiece tokenization and the encoder forward pass, keeping the
   /// bundle's `maxWindows` windows per prompt.
   ///
-  /// `score` is `decide(embed(prompts), explain:)` for non-empty prompts; the two halves are
-  /// separate so that `curvalid bench detector` can time them apart (issue 6: the part after the
-  /// encoder must add at most 20% to the encoder's time).
+  /// For a model without chunk scoring, `score` is `decide(embed(prompts), explain:)` for
+  /// non-empty prompts; the two halves are separate so that `curvalid bench detector` can time
+  /// them apart (issue 6: the part after the encoder must add at most 20% to the encoder's time).
+  /// With chunk scoring, `score` also encodes and scores each chunk of a longer prompt
+  /// (`ScoringModel.chunkScores(_:embeddings:)`), which neither half includes.
   ///
   /// - Throws: `DetectionError(.internalError)` when the encoder fails.
   public func embed(_ prompts: [String]) throws(DetectionError) -> [PromptEmbedding] {
@@ -116,15 +120,16 @@ public final class Detector: PromptScoring {
   /// - Returns: One decision per prompt, in order.
   /// - Throws: `DetectionError` when a block fails or the stored networks are malformed.
   public func decide(_ embedded: [PromptEmbedding], explain: Bool) throws(DetectionError) -> [Decision] {
-    try decide(embedded, explain: explain, stages: nil)
+    try decide(embedded, chunkScores: nil, explain: explain, stages: nil)
   }
 
-  /// `decide(_:explain:)`, timing the model's stages into `stages` (see
-  /// `ScoringModel.evaluate(_:explain:stages:)`).
-  package func decide(_ embedded: [PromptEmbedding], explain: Bool, stages: StageClock?)
-    throws(DetectionError) -> [Decision]
-  {
-    let evaluations = try bundle.model.evaluate(embedded, explain: explain, stages: stages)
+  /// `decide(_:explain:)` with the prompts' chunk scores folded in (`ScoringModel.merging`) when
+  /// given, timing the model's stages into `stages` (see `ScoringModel.evaluate(_:explain:stages:)`).
+  package func decide(
+    _ embedded: [PromptEmbedding], chunkScores: [Float?]?, explain: Bool, stages: StageClock?
+  ) throws(DetectionError) -> [Decision] {
+    var evaluations = try bundle.model.evaluate(embedded, explain: explain, stages: stages)
+    if let chunkScores { evaluations = ScoringModel.merging(evaluations, chunkScores: chunkScores) }
     return zip(embedded, evaluations).map { embedding, evaluation in
       var explanation: Decision.Explanation?
       if explain {

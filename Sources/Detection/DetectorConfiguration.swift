@@ -193,6 +193,43 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
     public init() {}
   }
 
+  /// Chunk scoring: besides the whole prompt (its first `maxWindows` windows), every chunk of
+  /// `length` consecutive word pieces of a longer prompt, `stride` pieces apart and the last one
+  /// ending at the prompt's end, is encoded on its own as `[CLS] chunk [SEP]` and scored by the
+  /// same model; the prompt's score is the largest of these scores. Ordinary text around an attack
+  /// then cannot dilute it, and no part of a long prompt goes unread. The threshold is calibrated
+  /// on the benign calibration prompts under the same rule. Training itself reads whole prompts.
+  public struct Chunking: Codable, Sendable, Equatable {
+    /// Word pieces per chunk (without `[CLS]`/`[SEP]`); prompts of at most this many pieces are
+    /// scored whole only.
+    public var length: Int = 128
+    /// Word pieces from one chunk's start to the next's.
+    public var stride: Int = 96
+    /// Whether the chunks of the benign training prompts join the classifier's training rows as
+    /// benign examples, so that the fragments of long ordinary texts that chunk scoring reads are
+    /// known benign text (attack prompts' chunks are not added: a fragment of an attack need not
+    /// be one). Measured and off by default: it lowers the benign FPR on long texts a little and
+    /// costs more attacks than it saves (docs/evaluation.md, "Chunk scoring").
+    public var benignChunksInTraining: Bool = false
+
+    /// The default settings.
+    public init() {}
+
+    /// Where the chunks of a prompt of `pieces` word pieces start: `0, stride, 2·stride, …` while
+    /// a chunk ends before the prompt does, then `pieces − length`; empty when `pieces ≤ length`.
+    public func starts(pieces: Int) -> [Int] {
+      guard pieces > length, length > 0, stride > 0 else { return [] }
+      var starts: [Int] = []
+      var start = 0
+      while start + length < pieces {
+        starts.append(start)
+        start += stride
+      }
+      starts.append(pieces - length)
+      return starts
+    }
+  }
+
   /// Feature blocks feeding the classifier, by registry name (`FeatureBlockRegistry`).
   public var features: [String]
   /// The feature network (used when a block needs it).
@@ -209,6 +246,8 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
   public var supervisedCNN: SupervisedCNN?
   /// Fine-tuning of the encoder's top layers (absent: the encoder is used frozen).
   public var encoderTuning: EncoderTuning?
+  /// Chunk scoring (absent: the whole prompt's score decides).
+  public var chunking: Chunking?
   /// Seed of every random choice.
   public var seed: UInt64 = 42
   /// Whether `harmful` records are positives in training (default: left out of training).
@@ -329,8 +368,26 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
   /// Applies one `key=value` override; keys are the JSON paths of the configuration
   /// (`lidK`, `featureNetwork.length`, `classifier.hidden=64,32`, `features=prompt_lid,…`).
   ///
-  /// - Throws: `DetectionError(.invalidInput)` for an unknown key or a value of the wrong type.
+  /// - Throws: `DetectionError(.invalidInput)` for an unknown key, a value of the wrong type or a
+  ///   result that `validate()` refuses.
   public mutating func apply(_ assignment: String) throws(DetectionError) {
+    try apply([assignment])
+  }
+
+  /// Applies several overrides in order and validates the result once, so that settings that
+  /// bound each other may be given in any order (`chunking.stride=192 chunking.length=256`).
+  ///
+  /// - Throws: `DetectionError(.invalidInput)` for an unknown key, a value of the wrong type or a
+  ///   result that `validate()` refuses; the configuration is then unchanged.
+  public mutating func apply(_ assignments: [String]) throws(DetectionError) {
+    var updated = self
+    for assignment in assignments { try updated.assign(assignment) }
+    try updated.validate()
+    self = updated
+  }
+
+  /// One override without validation.
+  private mutating func assign(_ assignment: String) throws(DetectionError) {
     guard let equals = assignment.firstIndex(of: "=") else {
       throw DetectionError(.invalidInput, "override '\(assignment)' is not key=value")
     }
@@ -367,7 +424,6 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
     } catch {
       throw DetectionError(.invalidInput, "override '\(assignment)': wrong value type for \(key)")
     }
-    try updated.validate()
     self = updated
   }
 
@@ -378,7 +434,9 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
   static let optionalSections: [String: DetectorConfiguration] = {
     var tuned = DetectorConfiguration(features: [])
     tuned.encoderTuning = EncoderTuning()
-    return ["encoderTuning": tuned]
+    var chunked = DetectorConfiguration(features: [])
+    chunked.chunking = Chunking()
+    return ["encoderTuning": tuned, "chunking": chunked]
   }()
 
   private static func set(
@@ -465,6 +523,12 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
         tuning.learningRate > 0 && tuning.headLearningRate > 0, "encoderTuning learning rates must be > 0")
       // Tuned rows are computed per encoder window from cached states; one window keeps that exact.
       try require(maxWindows == 1, "encoderTuning needs maxWindows=1 (the first encoder window)")
+    }
+    if let chunking {
+      try require(
+        chunking.length >= 8 && chunking.length <= 510, "chunking.length must lie in 8…510 word pieces")
+      try require(
+        chunking.stride >= 1 && chunking.stride <= chunking.length, "chunking.stride must lie in 1…length")
     }
     if let cnn = supervisedCNN {
       try require(

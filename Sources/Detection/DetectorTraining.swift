@@ -173,15 +173,25 @@ public enum DetectorTraining {
         "classifier.fuse: block '\(configuration.features[fusedBlock])' has \(blocks[fusedBlock].width) columns, "
           + "fusion needs one")
     }
-    let trainFeatures = ScoringModel.concatenate(
+    var trainFeatures = ScoringModel.concatenate(
       ScoringModel.classifierParts(trainParts, fusedBlock: fusedBlock))
+    var trainLabels = train.map { isPositive($0) ? 1 : 0 }
+    if let chunking = configuration.chunking, chunking.benignChunksInTraining {
+      let chunkRows = try benignChunkFeatures(
+        trainBenign.map { records[$0].text }, chunking: chunking, model: unfitted, blocks: blocks,
+        networks: pair, fusedBlock: fusedBlock, embeddings: rowsProvider, progress: progress)
+      trainFeatures = Matrix(
+        rows: trainFeatures.rows + chunkRows.rows, columns: trainFeatures.columns,
+        storage: trainFeatures.storage + chunkRows.storage)
+      trainLabels += Array(repeating: 0, count: chunkRows.rows)
+    }
     let (mean, deviation) = columnStatistics(trainFeatures)
 
     // 5. Classifier.
     progress?.note("classifier: \(trainFeatures.rows) training rows, \(trainFeatures.columns) features")
     let classifier = try trainClassifier(
       train: ScoringModel.standardize(trainFeatures, mean: mean, deviation: deviation),
-      trainLabels: train.map { isPositive($0) ? 1 : 0 },
+      trainLabels: trainLabels,
       validation: ScoringModel.standardize(
         ScoringModel.concatenate(ScoringModel.classifierParts(stoppingParts, fusedBlock: fusedBlock)),
         mean: mean,
@@ -213,10 +223,16 @@ public enum DetectorTraining {
       configuration: configuration, hiddenSize: hiddenSize, featureNetwork: featureNetwork, blocks: blocks,
       featureMean: mean, featureDeviation: deviation, classifier: classifier, fusion: fusion,
       tunedLayers: tuned?.layers ?? [])
+    // With chunk scoring, a calibration prompt scores as the model will decide it: the larger of
+    // its whole-prompt score and its chunks' scores.
+    let calibrationTexts = calibration.map { records[$0].text }
+    let decidedScores = zip(
+      calibrationScores, try model.chunkScores(calibrationTexts, embeddings: rowsProvider)
+    ).map { whole, chunk in max(whole, chunk ?? whole) }
     let threshold: Float
     do {
       threshold = try Metrics.threshold(
-        forBenignScores: calibrationScores, targetFalsePositiveRate: configuration.targetFalsePositiveRate)
+        forBenignScores: decidedScores, targetFalsePositiveRate: configuration.targetFalsePositiveRate)
     } catch let error as DetectionError {
       throw error
     } catch {
@@ -255,7 +271,7 @@ public enum DetectorTraining {
       let end = min(start + chunkSize, indices.count)
       let chunk = indices[start..<end]
       let evaluations = try model.evaluate(
-        try embeddings.embed(chunk.map { corpus.records[$0].text }), explain: false)
+        texts: chunk.map { corpus.records[$0].text }, embeddings: embeddings)
       for (index, evaluation) in zip(chunk, evaluations) {
         let record = corpus.records[index]
         examples.append(
@@ -270,6 +286,44 @@ public enum DetectorTraining {
     }
     progress?.finish()
     return examples
+  }
+
+  /// The classifier's input rows of the chunks of benign training prompts
+  /// (`Chunking.benignChunksInTraining`): `[chunks, classifierWidth]`, unstandardized.
+  ///
+  /// - Parameters:
+  ///   - texts: The benign training prompts (those of at most one chunk add nothing).
+  ///   - model: The model whose feature network and blocks extract raw rows.
+  ///   - blocks: The fitted blocks, in `model`'s order.
+  /// - Throws: `DetectionError` from the encoder, the cache or a block.
+  static func benignChunkFeatures(
+    _ texts: [String], chunking: DetectorConfiguration.Chunking, model: ScoringModel,
+    blocks: [any FeatureBlock],
+    networks: NetworkPair, fusedBlock: Int?, embeddings: EmbeddingProvider, progress: ProgressReporter?
+  ) throws(DetectionError) -> Matrix {
+    let width = ScoringModel.classifierWidth(blocks, fusedBlock: fusedBlock)
+    var storage: [Float] = []
+    progress?.begin("benign training chunks", total: texts.count)
+    var start = 0
+    while start < texts.count {
+      let end = min(start + chunkSize, texts.count)
+      let chunks = try embeddings.embedChunks(Array(texts[start..<end]), chunking: chunking).flatMap { $0 }
+      var position = 0
+      while position < chunks.count {
+        let stop = min(position + ScoringModel.chunksPerCall, chunks.count)
+        let (raw, _) = model.rawFeatures(Array(chunks[position..<stop]), networks: networks)
+        var parts: [Matrix] = []
+        for (block, rows) in zip(blocks, raw) { parts.append(try block.transform(rows, trainingRows: [])) }
+        storage +=
+          ScoringModel.concatenate(ScoringModel.classifierParts(parts, fusedBlock: fusedBlock)).storage
+        position = stop
+      }
+      start = end
+      progress?.update(end)
+    }
+    progress?.finish()
+    progress?.note("benign training chunks: \(storage.count / max(width, 1)) rows")
+    return Matrix(rows: storage.count / max(width, 1), columns: width, storage: storage)
   }
 
   /// A stable hash of a record's group (its text when it has none).

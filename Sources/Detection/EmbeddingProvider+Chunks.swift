@@ -1,0 +1,85 @@
+import Embeddings
+import Foundation
+
+extension EmbeddingProvider {
+  /// The encoder inputs of a prompt's chunks (`DetectorConfiguration.Chunking`): one
+  /// `[CLS] chunk [SEP]` id sequence per chunk, in order; empty when the prompt has at most
+  /// `chunking.length` word pieces. Chunks never exceed the encoder's window.
+  ///
+  /// - Returns: The chunks' start (in word pieces) and ids.
+  func chunkInputs(_ text: String, chunking: DetectorConfiguration.Chunking) -> [(start: Int, ids: [Int])] {
+    let pieces = encoder.tokenizer.pieceIDs(for: text)
+    var settings = chunking
+    settings.length = min(chunking.length, encoder.piecesPerWindow)
+    settings.stride = min(chunking.stride, settings.length)
+    return settings.starts(pieces: pieces.count).map { start in
+      (
+        start,
+        [encoder.tokenizer.classifierID] + pieces[start..<(start + settings.length)]
+          + [encoder.tokenizer.separatorID]
+      )
+    }
+  }
+
+  /// The cache key of one chunk: the prompt with a prefix naming the chunk, a string no prompt
+  /// of the corpus starts with (its digest names the cache entry).
+  static func chunkKey(_ text: String, start: Int, length: Int) -> String {
+    "\u{1}curvalid-chunk \(start)+\(length)\u{1}" + text
+  }
+
+  /// Embeds every chunk of every text, using and filling the cache (chunk entries are keyed by
+  /// the prompt and the chunk's place in it).
+  ///
+  /// - Parameters:
+  ///   - texts: The prompts.
+  ///   - chunking: The chunk rule.
+  /// - Returns: Per text, its chunks' embeddings in order (`[]` for a short text); each is
+  ///   `[length + 2, hidden]` with `totalTokens` the chunk's own rows.
+  /// - Throws: `DetectionError` from the encoder or the cache.
+  public func embedChunks(_ texts: [String], chunking: DetectorConfiguration.Chunking) throws(DetectionError)
+    -> [[PromptEmbedding]]
+  {
+    try embedChunks(texts, inputs: texts.map { chunkInputs($0, chunking: chunking) })
+  }
+
+  /// `embedChunks(_:chunking:)` for chunks already cut (`chunkInputs(_:chunking:)`, one list per text).
+  func embedChunks(_ texts: [String], inputs chunkLists: [[(start: Int, ids: [Int])]]) throws(DetectionError)
+    -> [[PromptEmbedding]]
+  {
+    var results: [[PromptEmbedding?]] = []
+    var missing: [(text: Int, chunk: Int, key: String, ids: [Int])] = []
+    for (index, (text, inputs)) in zip(texts, chunkLists).enumerated() {
+      var row = [PromptEmbedding?](repeating: nil, count: inputs.count)
+      for (slot, input) in inputs.enumerated() {
+        let key = Self.chunkKey(text, start: input.start, length: input.ids.count - 2)
+        if var hit = cache?.load(text: key, maxWindows: 1) {
+          hit.lexicon = encoder.model
+          row[slot] = hit
+        } else {
+          missing.append((index, slot, key, input.ids))
+        }
+      }
+      results.append(row)
+    }
+    var start = 0
+    while start < missing.count {
+      // Bounded batches: the encoder packs them into few model calls; memory stays small.
+      let end = min(start + 64, missing.count)
+      let batch = missing[start..<end]
+      let embedded: [TokenEmbeddings]
+      do {
+        embedded = try encoder.embed(windows: batch.map { [$0.ids] })
+      } catch {
+        throw DetectionError(.internalError, "the encoder failed: \(error.message)")
+      }
+      for (entry, output) in zip(batch, embedded) {
+        let embedding = PromptEmbedding(
+          ids: output.ids, hidden: output.hidden, totalTokens: output.ids.count, lexicon: encoder.model)
+        try cache?.store(embedding, text: entry.key, maxWindows: 1)
+        results[entry.text][entry.chunk] = embedding
+      }
+      start = end
+    }
+    return results.map { $0.compactMap { $0 } }
+  }
+}

@@ -1,0 +1,85 @@
+import Embeddings
+import Foundation
+
+extension ScoringModel {
+  /// The wire name of the largest chunk score (a reply feature when the prompt has chunks).
+  public static let chunkScoreName = "chunk_score"
+
+  /// Chunk embeddings scored per model call (bounds memory: about 256 × 130 × hidden floats).
+  static let chunksPerCall = 256
+
+  /// The largest score over the chunks of each text (`configuration.chunking`).
+  ///
+  /// - Parameters:
+  ///   - texts: The prompts.
+  ///   - embeddings: The provider the model reads (adapted to it, see `EmbeddingProvider.adapted(to:)`).
+  /// - Returns: Per text, the largest chunk score, or `nil` when the model has no chunking or the
+  ///   text is no longer than one chunk.
+  /// - Throws: `DetectionError` from the encoder, the cache or the model.
+  public func chunkScores(_ texts: [String], embeddings: EmbeddingProvider) throws(DetectionError) -> [Float?]
+  {
+    var result = [Float?](repeating: nil, count: texts.count)
+    guard let chunking = configuration.chunking else { return result }
+    var start = 0
+    while start < texts.count {
+      // Whole texts per call, about `chunksPerCall` chunks at a time (at least one text).
+      var end = start
+      var inputs: [[(start: Int, ids: [Int])]] = []
+      var count = 0
+      while end < texts.count, end == start || count < Self.chunksPerCall {
+        inputs.append(embeddings.chunkInputs(texts[end], chunking: chunking))
+        count += inputs[inputs.count - 1].count
+        end += 1
+      }
+      let chunks = try embeddings.embedChunks(Array(texts[start..<end]), inputs: inputs)
+      let flat = chunks.flatMap { $0 }
+      var owners: [Int] = []
+      for (offset, list) in chunks.enumerated() {
+        owners += Array(repeating: start + offset, count: list.count)
+      }
+      var position = 0
+      while position < flat.count {
+        let stop = min(position + Self.chunksPerCall, flat.count)
+        let evaluations = try evaluate(Array(flat[position..<stop]), explain: false)
+        for (owner, evaluation) in zip(owners[position..<stop], evaluations) {
+          result[owner] = max(result[owner] ?? -.infinity, evaluation.score)
+        }
+        position = stop
+      }
+      start = end
+    }
+    return result
+  }
+
+  /// Whole-prompt evaluations with their chunk scores folded in: the score becomes the larger of
+  /// the two, and the chunk score is reported as the feature `chunk_score`.
+  ///
+  /// - Parameters:
+  ///   - evaluations: Whole-prompt evaluations, `[n]`.
+  ///   - chunkScores: From `chunkScores(_:embeddings:)`, `[n]`.
+  static func merging(_ evaluations: [PromptEvaluation], chunkScores: [Float?]) -> [PromptEvaluation] {
+    zip(evaluations, chunkScores).map { evaluation, chunkScore in
+      guard let chunkScore else { return evaluation }
+      var merged = evaluation
+      merged.score = max(evaluation.score, chunkScore)
+      merged.features.append(Decision.Feature(name: chunkScoreName, value: chunkScore))
+      return merged
+    }
+  }
+
+  /// Scores prompts the way the model decides them: the whole prompt, and with
+  /// `configuration.chunking` each chunk too (`merging(_:chunkScores:)`).
+  ///
+  /// - Parameters:
+  ///   - texts: The prompts.
+  ///   - embeddings: The provider the model reads (adapted to it).
+  /// - Returns: One evaluation per text.
+  /// - Throws: `DetectionError` from the encoder, the cache or the model.
+  public func evaluate(texts: [String], embeddings: EmbeddingProvider) throws(DetectionError)
+    -> [PromptEvaluation]
+  {
+    let whole = try evaluate(try embeddings.embed(texts), explain: false)
+    guard configuration.chunking != nil else { return whole }
+    return Self.merging(whole, chunkScores: try chunkScores(texts, embeddings: embeddings))
+  }
+}
