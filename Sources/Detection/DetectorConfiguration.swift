@@ -215,6 +215,21 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
     /// The default settings.
     public init() {}
 
+    enum CodingKeys: String, CodingKey {
+      case length, stride, benignChunksInTraining
+    }
+
+    /// Decodes stored settings; a missing field takes its default.
+    public init(from decoder: any Decoder) throws {
+      let container = try decoder.container(keyedBy: CodingKeys.self)
+      let defaults = Chunking()
+      length = try container.decodeIfPresent(Int.self, forKey: .length) ?? defaults.length
+      stride = try container.decodeIfPresent(Int.self, forKey: .stride) ?? defaults.stride
+      benignChunksInTraining =
+        try container.decodeIfPresent(Bool.self, forKey: .benignChunksInTraining)
+        ?? defaults.benignChunksInTraining
+    }
+
     /// Where the chunks of a prompt of `pieces` word pieces start: `0, stride, 2·stride, …` while
     /// a chunk ends before the prompt does, then `pieces − length`; empty when `pieces ≤ length`.
     public func starts(pieces: Int) -> [Int] {

@@ -35,6 +35,9 @@ final class ChunkScoringTests: XCTestCase {
     XCTAssertEqual(configuration.chunking?.length, 200)
     XCTAssertEqual(configuration.chunking?.stride, DetectorConfiguration.Chunking().stride)
     XCTAssertEqual(try DetectorConfiguration.fromJSON(configuration.json()), configuration)
+    let sparse = configuration.json().replacingOccurrences(of: "\"benignChunksInTraining\":false,", with: "")
+    XCTAssertNotEqual(sparse, configuration.json())
+    XCTAssertEqual(try DetectorConfiguration.fromJSON(sparse), configuration, "missing fields take defaults")
     // Bounds between settings hold for the result, whatever the order of the overrides.
     var reordered = try DetectorConfiguration.preset(named: "default")
     try reordered.apply(["chunking.stride=192", "chunking.length=256"])
