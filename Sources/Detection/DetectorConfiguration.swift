@@ -287,7 +287,7 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
   /// The names of the presets.
   public static let presetNames = [
     "reference", "embedding-logistic", "supervised-cnn", "embedding-geometry", "token-fusion",
-    "phrase-fusion", "encoder-tuned",
+    "phrase-fusion", "encoder-tuned", "chunked",
     "default",
   ]
 
@@ -311,6 +311,10 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
   /// - `encoder-tuned`: `default` on an encoder whose top layer is first fine-tuned on the
   ///   detection objective (`encoderTuning`: 1 layer, 3 epochs of 128-row crops, a mean-pooled
   ///   linear head, class- and family-balanced loss); the bundle stores the tuned layer.
+  /// - `chunked`: `default` with chunk scoring (`chunking`: 128 word pieces every 96): robust to
+  ///   ordinary text around an attack and reads every part of a long prompt, at a somewhat higher
+  ///   benign FPR on long texts and lower recall on some unseen families; shipped beside the
+  ///   default as `server/models/chunked.safetensors` (docs/evaluation.md, "Chunk scoring").
   /// - `default`: `embedding-geometry` plus the mean of the last 32 token rows (`tail_embedding`)
   ///   under the same MLP (issue 6; the comparison and ablations are in docs/evaluation.md).
   /// - Throws: `DetectionError(.invalidInput)` for an unknown name.
@@ -337,6 +341,10 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
       return DetectorConfiguration(features: defaultFeatures)
     case "phrase-fusion":
       return fusedTokenCNN(features: defaultFeatures, kernelSize: 3, rows: "lexical", fuseRule: "max")
+    case "chunked":
+      var configuration = DetectorConfiguration(features: defaultFeatures)
+      configuration.chunking = Chunking()
+      return configuration
     case "encoder-tuned":
       var configuration = DetectorConfiguration(features: defaultFeatures)
       configuration.encoderTuning = EncoderTuning()

@@ -39,7 +39,7 @@ final class ConfigurationAndCorpusTests: XCTestCase {
       DetectorConfiguration.presetNames,
       [
         "reference", "embedding-logistic", "supervised-cnn", "embedding-geometry", "token-fusion",
-        "phrase-fusion", "encoder-tuned",
+        "phrase-fusion", "encoder-tuned", "chunked",
         "default",
       ])
     // The shipped preset: the same MLP with the tail embedding as a sixth block.
@@ -50,6 +50,14 @@ final class ConfigurationAndCorpusTests: XCTestCase {
     XCTAssertEqual(shipped.classifier, geometry.classifier)
     XCTAssertEqual(shipped.featureNetwork, geometry.featureNetwork)
     XCTAssertNil(shipped.supervisedCNN)
+    XCTAssertNil(shipped.chunking)
+    // `chunked`: the default with chunk scoring at 128 word pieces every 96.
+    var chunked = try DetectorConfiguration.preset(named: "chunked")
+    XCTAssertEqual(chunked.chunking?.length, 128)
+    XCTAssertEqual(chunked.chunking?.stride, 96)
+    XCTAssertEqual(chunked.chunking?.benignChunksInTraining, false)
+    chunked.chunking = nil
+    XCTAssertEqual(chunked, shipped)
   }
 
   /// `token-fusion` and `phrase-fusion` fuse a log-sum-exp token CNN with an MLP: `token-fusion`
