@@ -129,7 +129,7 @@ public final class Detector: PromptScoring {
     _ embedded: [PromptEmbedding], chunkScores: [Float?]?, explain: Bool, stages: StageClock?
   ) throws(DetectionError) -> [Decision] {
     var evaluations = try bundle.model.evaluate(embedded, explain: explain, stages: stages)
-    if let chunkScores { evaluations = ScoringModel.merging(evaluations, chunkScores: chunkScores) }
+    if let chunkScores { evaluations = bundle.model.merging(evaluations, chunkScores: chunkScores) }
     return zip(embedded, evaluations).map { embedding, evaluation in
       var explanation: Decision.Explanation?
       if explain {

@@ -211,12 +211,18 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
     /// be one). Measured and off by default: it lowers the benign FPR on long texts a little and
     /// costs more attacks than it saves (docs/evaluation.md, "Chunk scoring").
     public var benignChunksInTraining: Bool = false
+    /// How the threshold accounts for chunks: `joint` (one threshold on the larger of the whole
+    /// and chunk scores of the calibration prompts) or `separate` (the threshold from the
+    /// calibration prompts' whole scores alone, and a chunk threshold `t_c` from the largest chunk
+    /// score of every benign training and calibration prompt that has chunks; chunk scores are
+    /// then mapped by `σ(logit(c) + logit(t) − logit(t_c))`, so `t_c` lands on `t`).
+    public var calibration: String = "joint"
 
     /// The default settings.
     public init() {}
 
     enum CodingKeys: String, CodingKey {
-      case length, stride, benignChunksInTraining
+      case length, stride, benignChunksInTraining, calibration
     }
 
     /// Decodes stored settings; a missing field takes its default.
@@ -228,6 +234,7 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
       benignChunksInTraining =
         try container.decodeIfPresent(Bool.self, forKey: .benignChunksInTraining)
         ?? defaults.benignChunksInTraining
+      calibration = try container.decodeIfPresent(String.self, forKey: .calibration) ?? defaults.calibration
     }
 
     /// Where the chunks of a prompt of `pieces` word pieces start: `0, stride, 2·stride, …` while
@@ -552,6 +559,8 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
         chunking.length >= 8 && chunking.length <= 510, "chunking.length must lie in 8…510 word pieces")
       try require(
         chunking.stride >= 1 && chunking.stride <= chunking.length, "chunking.stride must lie in 1…length")
+      try require(
+        ["joint", "separate"].contains(chunking.calibration), "chunking.calibration: joint or separate")
     }
     if let cnn = supervisedCNN {
       try require(

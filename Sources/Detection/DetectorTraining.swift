@@ -219,24 +219,41 @@ public enum DetectorTraining {
     } else {
       calibrationScores = ScoringModel.probabilities(calibrationInput, classifier: classifierNetwork)
     }
-    let model = ScoringModel(
-      configuration: configuration, hiddenSize: hiddenSize, featureNetwork: featureNetwork, blocks: blocks,
-      featureMean: mean, featureDeviation: deviation, classifier: classifier, fusion: fusion,
-      tunedLayers: tuned?.layers ?? [])
-    // With chunk scoring, a calibration prompt scores as the model will decide it: the larger of
-    // its whole-prompt score and its chunks' scores.
-    let calibrationTexts = calibration.map { records[$0].text }
-    let decidedScores = zip(
-      calibrationScores, try model.chunkScores(calibrationTexts, embeddings: rowsProvider)
-    ).map { whole, chunk in max(whole, chunk ?? whole) }
+    func makeModel(chunkShift: Float?) -> ScoringModel {
+      ScoringModel(
+        configuration: configuration, hiddenSize: hiddenSize, featureNetwork: featureNetwork, blocks: blocks,
+        featureMean: mean, featureDeviation: deviation, classifier: classifier, fusion: fusion,
+        tunedLayers: tuned?.layers ?? [], chunkShift: chunkShift)
+    }
+    func calibrate(_ scores: [Float]) throws(DetectionError) -> Float {
+      do {
+        return try Metrics.threshold(
+          forBenignScores: scores, targetFalsePositiveRate: configuration.targetFalsePositiveRate)
+      } catch let error as DetectionError {
+        throw error
+      } catch {
+        throw DetectionError(.internalError, "threshold calibration failed: \(error)")
+      }
+    }
+    var model = makeModel(chunkShift: nil)
+    // With chunk scoring, a calibration prompt scores as the model will decide it: `joint`, the
+    // larger of its whole-prompt score and its chunks' scores under one threshold; `separate`,
+    // the threshold from whole scores and a chunk threshold from the benign prompts with chunks.
+    let calibrationChunks = try model.chunkScores(
+      calibration.map { records[$0].text }, embeddings: rowsProvider)
     let threshold: Float
-    do {
-      threshold = try Metrics.threshold(
-        forBenignScores: decidedScores, targetFalsePositiveRate: configuration.targetFalsePositiveRate)
-    } catch let error as DetectionError {
-      throw error
-    } catch {
-      throw DetectionError(.internalError, "threshold calibration failed: \(error)")
+    if configuration.chunking?.calibration == "separate" {
+      threshold = try calibrate(calibrationScores)
+      let trainChunks = try model.chunkScores(trainBenign.map { records[$0].text }, embeddings: rowsProvider)
+      let pool = (calibrationChunks + trainChunks).compactMap { $0 }
+      if !pool.isEmpty {
+        let chunkThreshold = try calibrate(pool)
+        progress?.note("chunk threshold \(chunkThreshold) from \(pool.count) benign prompts with chunks")
+        model = makeModel(chunkShift: ScoringModel.shift(mapping: chunkThreshold, onto: threshold))
+      }
+    } else {
+      threshold = try calibrate(
+        zip(calibrationScores, calibrationChunks).map { whole, chunk in max(whole, chunk ?? whole) })
     }
 
     // 7. Test split.

@@ -92,6 +92,7 @@ public struct ModelBundle: Sendable {
     add("features.std", [model.featureDeviation.count], model.featureDeviation)
     for tensor in model.classifier.tensors { add(tensor.name, tensor.shape, tensor.values) }
     if let fusion = model.fusion { add("fusion.statistics", [4], fusion.values) }
+    if let shift = model.chunkShift { add("chunking.shift", [1], [shift]) }
     for (index, layer) in model.tunedLayers.enumerated() {
       for (name, shape, values) in layer.namedTensors(hiddenSize: model.hiddenSize) {
         add("encoder_tuned.\(index).\(name)", shape, values)
@@ -233,6 +234,13 @@ public struct ModelBundle: Sendable {
         classifierCenter: stored[0], classifierScale: stored[1], blockCenter: stored[2],
         blockScale: stored[3], rule: configuration.classifier.fusionRule)
     }
+    var chunkShift: Float?
+    if configuration.chunking?.calibration == "separate", let stored = byName["chunking.shift"] {
+      guard stored.values.count == 1, stored.values[0].isFinite else {
+        throw DetectionError(.invalidBundle, "model bundle \(path): malformed chunking.shift")
+      }
+      chunkShift = stored.values[0]
+    }
     var tunedLayers: [BertLayerWeights] = []
     for index in 0..<(configuration.encoderTuning?.layers ?? 0) {
       do {
@@ -248,7 +256,7 @@ public struct ModelBundle: Sendable {
     let model = ScoringModel(
       configuration: configuration, hiddenSize: hiddenSize, featureNetwork: featureNetwork, blocks: blocks,
       featureMean: mean, featureDeviation: deviation, classifier: classifier, fusion: fusion,
-      tunedLayers: tunedLayers)
+      tunedLayers: tunedLayers, chunkShift: chunkShift)
     return ModelBundle(
       model: model, threshold: threshold, encoderName: metadata["encoder_name"] ?? "",
       encoderSHA256: bundleEncoder,

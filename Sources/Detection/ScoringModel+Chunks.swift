@@ -51,18 +51,36 @@ extension ScoringModel {
     return result
   }
 
-  /// Whole-prompt evaluations with their chunk scores folded in: the score becomes the larger of
-  /// the two, and the chunk score is reported as the feature `chunk_score`.
+  /// A chunk score on the whole-prompt scale: `σ(logit(c) + shift)` (`chunkShift`), or `c`.
+  package static func shifted(_ chunkScore: Float, by shift: Float?) -> Float {
+    guard let shift else { return chunkScore }
+    let clamped = min(max(chunkScore, 1e-7), 1 - 1e-7)
+    return 1 / (1 + exp(-(log(clamped / (1 - clamped)) + shift)))
+  }
+
+  /// The logit shift that maps the chunk threshold `chunkThreshold` onto `threshold`.
+  package static func shift(mapping chunkThreshold: Float, onto threshold: Float) -> Float {
+    func logit(_ p: Float) -> Float {
+      let clamped = min(max(p, 1e-7), 1 - 1e-7)
+      return log(clamped / (1 - clamped))
+    }
+    return logit(threshold) - logit(chunkThreshold)
+  }
+
+  /// Whole-prompt evaluations with their chunk scores folded in: the chunk score is put on the
+  /// whole-prompt scale (`chunkShift`, when the model has one), the score becomes the larger of
+  /// the two, and the (scaled) chunk score is reported as the feature `chunk_score`.
   ///
   /// - Parameters:
   ///   - evaluations: Whole-prompt evaluations, `[n]`.
   ///   - chunkScores: From `chunkScores(_:embeddings:)`, `[n]`.
-  static func merging(_ evaluations: [PromptEvaluation], chunkScores: [Float?]) -> [PromptEvaluation] {
-    zip(evaluations, chunkScores).map { evaluation, chunkScore in
-      guard let chunkScore else { return evaluation }
+  func merging(_ evaluations: [PromptEvaluation], chunkScores: [Float?]) -> [PromptEvaluation] {
+    zip(evaluations, chunkScores).map { evaluation, raw in
+      guard let raw else { return evaluation }
+      let chunkScore = Self.shifted(raw, by: chunkShift)
       var merged = evaluation
       merged.score = max(evaluation.score, chunkScore)
-      merged.features.append(Decision.Feature(name: chunkScoreName, value: chunkScore))
+      merged.features.append(Decision.Feature(name: Self.chunkScoreName, value: chunkScore))
       return merged
     }
   }
@@ -80,6 +98,6 @@ extension ScoringModel {
   {
     let whole = try evaluate(try embeddings.embed(texts), explain: false)
     guard configuration.chunking != nil else { return whole }
-    return Self.merging(whole, chunkScores: try chunkScores(texts, embeddings: embeddings))
+    return merging(whole, chunkScores: try chunkScores(texts, embeddings: embeddings))
   }
 }

@@ -182,14 +182,19 @@ public final class ScoringModel: Sendable {
   /// set: every embedding this model reads comes from the encoder with these layers
   /// (`EmbeddingProvider.adapted(to:)`). Empty: the encoder as loaded.
   public let tunedLayers: [BertLayerWeights]
+  /// With `chunking.calibration = separate`: the logit shift `logit(t) − logit(t_c)` that puts a
+  /// chunk score on the whole-prompt scale (`t` the calibrated threshold, `t_c` the chunk
+  /// threshold; `ScoringModel.merging`). `nil`: chunk scores count as they are.
+  public let chunkShift: Float?
   private let pool = ReusablePool<NetworkPair>()
 
   /// Assembles a model.
   init(
     configuration: DetectorConfiguration, hiddenSize: Int, featureNetwork: FeatureNetworkModel?,
     blocks: [any FeatureBlock], featureMean: [Float], featureDeviation: [Float], classifier: ClassifierModel,
-    fusion: ScoreFusion? = nil, tunedLayers: [BertLayerWeights] = []
+    fusion: ScoreFusion? = nil, tunedLayers: [BertLayerWeights] = [], chunkShift: Float? = nil
   ) {
+    self.chunkShift = chunkShift
     self.fusion = fusion
     self.tunedLayers = tunedLayers
     self.configuration = configuration

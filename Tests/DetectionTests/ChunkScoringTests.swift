@@ -145,6 +145,47 @@ final class ChunkScoringTests: XCTestCase {
     XCTAssertNotNil(decision.explanation)
   }
 
+  func testChunkShiftMapsTheChunkThresholdOntoTheThreshold() {
+    let shift = ScoringModel.shift(mapping: 0.95, onto: 0.8)
+    XCTAssertEqual(ScoringModel.shifted(0.95, by: shift), 0.8, accuracy: 1e-5)
+    XCTAssertLessThan(shift, 0, "a stricter chunk threshold lowers chunk scores")
+    let raw: [Float] = [0, 1e-9, 0.1, 0.5, 0.9, 0.95, 0.99, 1]
+    let mapped = raw.map { ScoringModel.shifted($0, by: shift) }
+    XCTAssertEqual(mapped, mapped.sorted(), "monotone")
+    XCTAssertTrue(mapped.allSatisfy { $0 >= 0 && $0 <= 1 })
+    XCTAssertEqual(raw.map { ScoringModel.shifted($0, by: nil) }, raw)
+  }
+
+  /// `calibration=separate`: the threshold is the whole-prompt one (as without chunks), the chunk
+  /// threshold comes from the benign prompts with chunks, and the bundle keeps the shift.
+  func testSeparateCalibrationKeepsTheWholePromptThreshold() throws {
+    let directory = try DetectionFixture.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let plain = try DetectionFixture.configuration(preset: "default")
+    var separate = plain
+    try separate.apply(["chunking.stride=4", "chunking.length=8", "chunking.calibration=separate"])
+    let cache = directory.appendingPathComponent("cache")
+    let (whole, _) = try DetectionFixture.train(plain, cache: cache)
+    let (result, provider) = try DetectionFixture.train(separate, cache: cache)
+    XCTAssertEqual(result.bundle.threshold, whole.bundle.threshold)
+    let shift = try XCTUnwrap(result.bundle.model.chunkShift)
+    // The chunk threshold is a benign chunk score: it maps onto the threshold.
+    let corpus = try DetectionFixture.corpus()
+    let benign = corpus.select(splits: [.train, .validation], labels: [.benign]).map {
+      corpus.records[$0].text
+    }
+    let chunkMaxima = try result.bundle.model.chunkScores(benign, embeddings: provider).compactMap { $0 }
+    XCTAssertFalse(chunkMaxima.isEmpty)
+    XCTAssertTrue(
+      chunkMaxima.contains { abs(ScoringModel.shifted($0, by: shift) - result.bundle.threshold) < 1e-3 },
+      "t_c is (just above) one of the benign chunk maxima")
+    let url = directory.appendingPathComponent("model.safetensors")
+    try DetectionFixture.assertBundleReproducesTestScores(result, provider: provider, url: url)
+    let reloaded = try ModelBundle.read(from: url, encoderSHA256: nil)
+    XCTAssertEqual(reloaded.model.chunkShift, shift)
+    XCTAssertThrowsError(try separate.apply("chunking.calibration=sometimes"))
+  }
+
   func testBenignChunksCanJoinTheTrainingRows() throws {
     let directory = try DetectionFixture.temporaryDirectory()
     defer { try? FileManager.default.removeItem(at: directory) }
