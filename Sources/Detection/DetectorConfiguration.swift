@@ -196,9 +196,9 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
   /// Chunk scoring: besides the whole prompt (its first `maxWindows` windows), every chunk of
   /// `length` consecutive word pieces of a longer prompt, `stride` pieces apart and the last one
   /// ending at the prompt's end, is encoded on its own as `[CLS] chunk [SEP]` and scored by the
-  /// same model; the prompt's score is the largest of these scores. Ordinary text around an attack
-  /// then cannot dilute it, and no part of a long prompt goes unread. The threshold is calibrated
-  /// on the benign calibration prompts under the same rule. Training itself reads whole prompts.
+  /// same model; the prompt's score is the largest of these scores (chunk scores first put on the
+  /// whole-prompt scale with `calibration = separate`). Ordinary text around an attack then cannot
+  /// dilute it, and no part of a long prompt goes unread. Training itself reads whole prompts.
   public struct Chunking: Codable, Sendable, Equatable {
     /// Word pieces per chunk (without `[CLS]`/`[SEP]`); prompts of at most this many pieces are
     /// scored whole only.
@@ -294,7 +294,7 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
   /// The names of the presets.
   public static let presetNames = [
     "reference", "embedding-logistic", "supervised-cnn", "embedding-geometry", "token-fusion",
-    "phrase-fusion", "encoder-tuned", "chunked",
+    "phrase-fusion", "encoder-tuned", "whole-prompt",
     "default",
   ]
 
@@ -318,12 +318,11 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
   /// - `encoder-tuned`: `default` on an encoder whose top layer is first fine-tuned on the
   ///   detection objective (`encoderTuning`: 1 layer, 3 epochs of 128-row crops, a mean-pooled
   ///   linear head, class- and family-balanced loss); the bundle stores the tuned layer.
-  /// - `chunked`: `default` with chunk scoring (`chunking`: 128 word pieces every 96): robust to
-  ///   ordinary text around an attack and reads every part of a long prompt, at a somewhat higher
-  ///   benign FPR on long texts and lower recall on some unseen families; shipped beside the
-  ///   default as `server/models/chunked.safetensors` (docs/evaluation.md, "Chunk scoring").
+  /// - `whole-prompt`: `default` without chunk scoring: the whole prompt's first window decides
+  ///   (the shipped default until 2026-12-03, model `dcca546f`).
   /// - `default`: `embedding-geometry` plus the mean of the last 32 token rows (`tail_embedding`)
-  ///   under the same MLP (issue 6; the comparison and ablations are in docs/evaluation.md).
+  ///   under the same MLP, scored on the whole prompt and on chunks of 128 word pieces every 96
+  ///   with separately calibrated chunk scores (`chunking`; issue 6, docs/evaluation.md).
   /// - Throws: `DetectionError(.invalidInput)` for an unknown name.
   public static func preset(named name: String) throws(DetectionError) -> DetectorConfiguration {
     switch name {
@@ -345,13 +344,15 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
         features: ["mean_embedding", "prompt_lid", "curvature_conv1", "curvature_conv2", "log_tokens"],
         kernelSize: 1, rows: "encoder", fuseRule: nil)
     case "default":
-      return DetectorConfiguration(features: defaultFeatures)
+      var configuration = DetectorConfiguration(features: defaultFeatures)
+      var chunking = Chunking()
+      chunking.calibration = "separate"
+      configuration.chunking = chunking
+      return configuration
     case "phrase-fusion":
       return fusedTokenCNN(features: defaultFeatures, kernelSize: 3, rows: "lexical", fuseRule: "max")
-    case "chunked":
-      var configuration = DetectorConfiguration(features: defaultFeatures)
-      configuration.chunking = Chunking()
-      return configuration
+    case "whole-prompt":
+      return DetectorConfiguration(features: defaultFeatures)
     case "encoder-tuned":
       var configuration = DetectorConfiguration(features: defaultFeatures)
       configuration.encoderTuning = EncoderTuning()

@@ -28,7 +28,7 @@ final class ChunkScoringTests: XCTestCase {
   }
 
   func testChunkingIsAnOptionalSectionWithCheckedRanges() throws {
-    var configuration = try DetectorConfiguration.preset(named: "default")
+    var configuration = try DetectorConfiguration.preset(named: "whole-prompt")
     XCTAssertNil(configuration.chunking)
     XCTAssertFalse(configuration.json().contains("chunking"), "absent settings keep the stored JSON")
     try configuration.apply("chunking.length=200")
@@ -39,7 +39,7 @@ final class ChunkScoringTests: XCTestCase {
     XCTAssertNotEqual(sparse, configuration.json())
     XCTAssertEqual(try DetectorConfiguration.fromJSON(sparse), configuration, "missing fields take defaults")
     // Bounds between settings hold for the result, whatever the order of the overrides.
-    var reordered = try DetectorConfiguration.preset(named: "default")
+    var reordered = try DetectorConfiguration.preset(named: "whole-prompt")
     try reordered.apply(["chunking.stride=192", "chunking.length=256"])
     XCTAssertEqual(reordered.chunking?.stride, 192)
     XCTAssertThrowsError(try reordered.apply(["chunking.stride=300", "lidK=5"]))
@@ -103,7 +103,7 @@ final class ChunkScoringTests: XCTestCase {
   func testChunkChangesOnlyTheDecisionRuleAndEveryPathAgrees() throws {
     let directory = try DetectionFixture.temporaryDirectory()
     defer { try? FileManager.default.removeItem(at: directory) }
-    let plain = try DetectionFixture.configuration(preset: "default")
+    let plain = try DetectionFixture.configuration(preset: "whole-prompt")
     var chunked = plain
     try chunked.apply("chunking.stride=4")
     try chunked.apply("chunking.length=8")
@@ -161,7 +161,7 @@ final class ChunkScoringTests: XCTestCase {
   func testSeparateCalibrationKeepsTheWholePromptThreshold() throws {
     let directory = try DetectionFixture.temporaryDirectory()
     defer { try? FileManager.default.removeItem(at: directory) }
-    let plain = try DetectionFixture.configuration(preset: "default")
+    let plain = try DetectionFixture.configuration(preset: "whole-prompt")
     var separate = plain
     try separate.apply(["chunking.stride=4", "chunking.length=8", "chunking.calibration=separate"])
     let cache = directory.appendingPathComponent("cache")
@@ -189,7 +189,7 @@ final class ChunkScoringTests: XCTestCase {
   func testBenignChunksCanJoinTheTrainingRows() throws {
     let directory = try DetectionFixture.temporaryDirectory()
     defer { try? FileManager.default.removeItem(at: directory) }
-    var plain = try DetectionFixture.configuration(preset: "default")
+    var plain = try DetectionFixture.configuration(preset: "whole-prompt")
     try plain.apply("chunking.stride=4")
     try plain.apply("chunking.length=8")
     var augmented = plain

@@ -39,7 +39,7 @@ final class ConfigurationAndCorpusTests: XCTestCase {
       DetectorConfiguration.presetNames,
       [
         "reference", "embedding-logistic", "supervised-cnn", "embedding-geometry", "token-fusion",
-        "phrase-fusion", "encoder-tuned", "chunked",
+        "phrase-fusion", "encoder-tuned", "whole-prompt",
         "default",
       ])
     // The shipped preset: the same MLP with the tail embedding as a sixth block.
@@ -50,14 +50,15 @@ final class ConfigurationAndCorpusTests: XCTestCase {
     XCTAssertEqual(shipped.classifier, geometry.classifier)
     XCTAssertEqual(shipped.featureNetwork, geometry.featureNetwork)
     XCTAssertNil(shipped.supervisedCNN)
-    XCTAssertNil(shipped.chunking)
-    // `chunked`: the default with chunk scoring at 128 word pieces every 96.
-    var chunked = try DetectorConfiguration.preset(named: "chunked")
-    XCTAssertEqual(chunked.chunking?.length, 128)
-    XCTAssertEqual(chunked.chunking?.stride, 96)
-    XCTAssertEqual(chunked.chunking?.benignChunksInTraining, false)
-    chunked.chunking = nil
-    XCTAssertEqual(chunked, shipped)
+    // Chunk scoring at 128 word pieces every 96, calibrated separately; `whole-prompt` is the
+    // same model without it.
+    XCTAssertEqual(shipped.chunking?.length, 128)
+    XCTAssertEqual(shipped.chunking?.stride, 96)
+    XCTAssertEqual(shipped.chunking?.calibration, "separate")
+    XCTAssertEqual(shipped.chunking?.benignChunksInTraining, false)
+    var whole = shipped
+    whole.chunking = nil
+    XCTAssertEqual(try DetectorConfiguration.preset(named: "whole-prompt"), whole)
   }
 
   /// `token-fusion` and `phrase-fusion` fuse a log-sum-exp token CNN with an MLP: `token-fusion`
