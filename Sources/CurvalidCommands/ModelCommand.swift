@@ -94,8 +94,10 @@ enum ModelCommand {
         "\"fusion_rule\":\(bundle.model.fusion.map { JSONText.string($0.rule.rawValue) } ?? "null")",
         "\"encoder_tuned_layers\":\(bundle.model.tunedLayers.count)",
         "\"chunking\":"
-          + (bundle.configuration.chunking.map { "{\"length\":\($0.length),\"stride\":\($0.stride)}" }
-            ?? "null"),
+          + (bundle.configuration.chunking.map {
+            "{\"length\":\($0.length),\"stride\":\($0.stride),\"calibration\":\(JSONText.string($0.calibration)),"
+              + "\"shift\":\(bundle.model.chunkShift.map(JSONText.number) ?? "null")}"
+          } ?? "null"),
         "\"evaluation\":{"
           + evaluation.map { "\(JSONText.string($0.key)):\(JSONText.number($0.value))" }.joined(
             separator: ",")
@@ -130,7 +132,8 @@ enum ModelCommand {
       if let chunking = bundle.configuration.chunking {
         text +=
           "score: the larger of the whole prompt's and its chunks' scores (chunks of \(chunking.length) word "
-          + "pieces every \(chunking.stride), each encoded alone)\n"
+          + "pieces every \(chunking.stride), each encoded alone; calibration \(chunking.calibration)"
+          + (bundle.model.chunkShift.map { String(format: ", chunk logit shift %.4f", $0) } ?? "") + ")\n"
       }
       text += "training counts:\n"
       let width = counts.map(\.key.count).max() ?? 0

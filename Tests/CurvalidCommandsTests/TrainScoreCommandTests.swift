@@ -135,7 +135,10 @@ final class TrainScoreCommandTests: XCTestCase {
     let inspected = try BinaryRunner.run(["model", "inspect", bundle])
     XCTAssertTrue(inspected.output.contains("chunks of 8 word pieces every 4"), inspected.output)
     let json = try BinaryRunner.run(["model", "inspect", bundle, "--json"])
-    XCTAssertTrue(json.output.contains("\"chunking\":{\"length\":8,\"stride\":4}"), json.output)
+    XCTAssertTrue(
+      json.output.contains(
+        "\"chunking\":{\"length\":8,\"stride\":4,\"calibration\":\"separate\",\"shift\":-"),
+      json.output)
 
     let scored = try BinaryRunner.run([
       "score", "--model", bundle, "--encoder", encoder,
