@@ -246,11 +246,15 @@ public enum DetectorTraining {
       threshold = try calibrate(calibrationScores)
       let trainChunks = try model.chunkScores(trainBenign.map { records[$0].text }, embeddings: rowsProvider)
       let pool = (calibrationChunks + trainChunks).compactMap { $0 }
+      // Without a benign prompt that has chunks there is nothing to calibrate on: chunk scores
+      // then count as they are (shift 0), and the bundle says so.
+      var shift: Float = 0
       if !pool.isEmpty {
         let chunkThreshold = try calibrate(pool)
         progress?.note("chunk threshold \(chunkThreshold) from \(pool.count) benign prompts with chunks")
-        model = makeModel(chunkShift: ScoringModel.shift(mapping: chunkThreshold, onto: threshold))
+        shift = ScoringModel.shift(mapping: chunkThreshold, onto: threshold)
       }
+      model = makeModel(chunkShift: shift)
     } else {
       threshold = try calibrate(
         zip(calibrationScores, calibrationChunks).map { whole, chunk in max(whole, chunk ?? whole) })

@@ -235,11 +235,12 @@ public struct ModelBundle: Sendable {
         blockScale: stored[3], rule: configuration.classifier.fusionRule)
     }
     var chunkShift: Float?
-    if configuration.chunking?.calibration == "separate", let stored = byName["chunking.shift"] {
-      guard stored.values.count == 1, stored.values[0].isFinite else {
+    if configuration.chunking?.calibration == "separate" {
+      let stored = try tensor("chunking.shift").values
+      guard stored.count == 1, stored[0].isFinite else {
         throw DetectionError(.invalidBundle, "model bundle \(path): malformed chunking.shift")
       }
-      chunkShift = stored.values[0]
+      chunkShift = stored[0]
     }
     var tunedLayers: [BertLayerWeights] = []
     for index in 0..<(configuration.encoderTuning?.layers ?? 0) {

@@ -184,7 +184,8 @@ public final class ScoringModel: Sendable {
   public let tunedLayers: [BertLayerWeights]
   /// With `chunking.calibration = separate`: the logit shift `logit(t) − logit(t_c)` that puts a
   /// chunk score on the whole-prompt scale (`t` the calibrated threshold, `t_c` the chunk
-  /// threshold; `ScoringModel.merging`). `nil`: chunk scores count as they are.
+  /// threshold; `ScoringModel.merging`; 0 when training found no benign prompt with chunks).
+  /// `nil` (no chunking, or `joint`): chunk scores count as they are.
   public let chunkShift: Float?
   private let pool = ReusablePool<NetworkPair>()
 
