@@ -116,7 +116,18 @@ enum ModelCommand {
         features: \(features.joined(separator: ", ")) (the scalars reported with each decision)
 
         """
-      if let fused = bundle.configuration.classifier.fuse, let fusion = bundle.model.fusion {
+      if let fused = bundle.configuration.classifier.fuse, let fusion = bundle.model.fusion,
+        fusion.rule == .separate
+      {
+        let budget =
+          bundle.configuration.classifier.fuseFalsePositiveRate ?? bundle.configuration
+          .targetFalsePositiveRate / 4
+        text += String(
+          format:
+            "score: the classifier at the threshold, or %@ alone above its own threshold %.4f (rule separate, "
+            + "%.2f%% of the benign calibration prompts)\n",
+          fused, fusion.blockThreshold(onto: bundle.threshold), budget * 100)
+      } else if let fused = bundle.configuration.classifier.fuse, let fusion = bundle.model.fusion {
         text += String(
           format:
             "score: the classifier fused with %@ by the %@ rule (benign calibration center / scale: "

@@ -72,8 +72,14 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
     /// moves the score, and one's confident "benign" cancels the other's "attack") or `max`
     /// (`σ(max(z₁, z₂))`, each `z` scaled by its benign median and tail quantile: either detector
     /// alone can reject, the two share the calibrated FPR; `ScoreFusion`). `nil` (absent in older
-    /// bundles): `mean`.
+    /// bundles): `mean`. `separate`: either detector rejects at its own threshold, the classifier
+    /// at the calibrated target FPR as if there were no block (its decisions unchanged), the block
+    /// at `fuseFalsePositiveRate` on the benign calibration prompts (`ScoreFusion`).
     public var fuseRule: String?
+    /// Rule `separate`: the block's own false-positive budget on the benign calibration prompts,
+    /// which its rejections add to the classifier's. `nil` (absent): a quarter of
+    /// `targetFalsePositiveRate`.
+    public var fuseFalsePositiveRate: Double?
 
     /// The default classifier.
     public init() {}
@@ -459,7 +465,9 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
   }
 
   /// Optional fields, which stored JSON leaves out while they are `nil`: overrides may still set them.
-  static let optionalKeys: Set<String> = ["classifier.fuse", "classifier.fuseRule"]
+  static let optionalKeys: Set<String> = [
+    "classifier.fuse", "classifier.fuseRule", "classifier.fuseFalsePositiveRate",
+  ]
 
   /// Optional sections that an override of one of their fields creates with default settings.
   static let optionalSections: [String: DetectorConfiguration] = {
@@ -537,8 +545,14 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
       try require(features.count >= 2, "classifier.fuse needs another feature block for the classifier")
     }
     if let rule = classifier.fuseRule {
-      try require(ScoreFusion.Rule(rawValue: rule) != nil, "classifier.fuseRule: mean or max")
+      try require(ScoreFusion.Rule(rawValue: rule) != nil, "classifier.fuseRule: mean, max or separate")
       try require(classifier.fuse != nil, "classifier.fuseRule needs classifier.fuse")
+    }
+    if let rate = classifier.fuseFalsePositiveRate {
+      try require(rate >= 0 && rate < 1, "classifier.fuseFalsePositiveRate in [0, 1)")
+      try require(
+        classifier.fusionRule == .separate,
+        "classifier.fuseFalsePositiveRate needs classifier.fuseRule=separate")
     }
     try require(lidK >= 2, "lidK must be ≥ 2")
     try require(

@@ -120,12 +120,26 @@ public enum DetectorTraining {
     for name in configuration.features {
       blocks.append(try FeatureBlockRegistry.make(name, context: context))
     }
+    // Under the `separate` fusion rule the fused block only adds rejections to the classifier that
+    // the configuration without it trains, so it draws from a stream of its own: the pipeline's
+    // generator (and with it the classifier and its threshold) stays as it would be without it.
+    var ownRandom = NetworkRandom(seed: configuration.seed ^ 0x5EED_F05E)
+    let separateStream =
+      configuration.classifier.fuse != nil && configuration.classifier.fusionRule == .separate
     for index in blocks.indices {
       guard var supervised = blocks[index] as? any SupervisedFeatureBlock else { continue }
-      try supervised.train(
-        indices: train, isAttack: train.map(isPositive), families: train.map { records[$0].family },
-        groups: train.map { records[$0].group.isEmpty ? records[$0].text : records[$0].group }, load: load,
-        random: &random, progress: progress)
+      let isFused = separateStream && configuration.features[index] == configuration.classifier.fuse
+      let families = train.map { records[$0].family }
+      let groups = train.map { records[$0].group.isEmpty ? records[$0].text : records[$0].group }
+      if isFused {
+        try supervised.train(
+          indices: train, isAttack: train.map(isPositive), families: families, groups: groups, load: load,
+          random: &ownRandom, progress: progress)
+      } else {
+        try supervised.train(
+          indices: train, isAttack: train.map(isPositive), families: families, groups: groups, load: load,
+          random: &random, progress: progress)
+      }
       blocks[index] = supervised
     }
     let unfitted = ScoringModel(
@@ -206,14 +220,41 @@ public enum DetectorTraining {
       ScoringModel.concatenate(ScoringModel.classifierParts(calibrationParts, fusedBlock: fusedBlock)),
       mean: mean,
       deviation: deviation)
+    func calibrate(_ scores: [Float], targetFalsePositiveRate: Double? = nil) throws(DetectionError) -> Float
+    {
+      do {
+        return try Metrics.threshold(
+          forBenignScores: scores,
+          targetFalsePositiveRate: targetFalsePositiveRate ?? configuration.targetFalsePositiveRate)
+      } catch let error as DetectionError {
+        throw error
+      } catch {
+        throw DetectionError(.internalError, "threshold calibration failed: \(error)")
+      }
+    }
     var fusion: ScoreFusion?
     let calibrationScores: [Float]
+    // Rule `separate` fixes the whole-prompt threshold before fusing: the classifier's own.
+    var separateThreshold: Float?
     if let fusedBlock {
       let logits = ScoringModel.logitDifferences(calibrationInput, classifier: classifierNetwork)
       let block = calibrationParts[fusedBlock].storage
-      let statistics = ScoreFusion(
-        benignLogits: logits, benignBlock: block, rule: configuration.classifier.fusionRule,
-        tailQuantile: 1 - configuration.targetFalsePositiveRate)
+      let statistics: ScoreFusion
+      if configuration.classifier.fusionRule == .separate {
+        let threshold = try calibrate(logits.map(ScoreFusion.sigmoid))
+        let budget =
+          configuration.classifier.fuseFalsePositiveRate ?? configuration.targetFalsePositiveRate / 4
+        let blockThreshold = try calibrate(block, targetFalsePositiveRate: budget)
+        progress?.note(
+          "fusion: classifier threshold \(threshold), block threshold \(blockThreshold) at \(budget)")
+        statistics = ScoreFusion(
+          separateLogits: logits, block: block, threshold: threshold, blockThreshold: blockThreshold)
+        separateThreshold = threshold
+      } else {
+        statistics = ScoreFusion(
+          benignLogits: logits, benignBlock: block, rule: configuration.classifier.fusionRule,
+          tailQuantile: 1 - configuration.targetFalsePositiveRate)
+      }
       fusion = statistics
       calibrationScores = zip(logits, block).map { statistics.score(logit: $0, block: $1) }
     } else {
@@ -225,16 +266,6 @@ public enum DetectorTraining {
         featureMean: mean, featureDeviation: deviation, classifier: classifier, fusion: fusion,
         tunedLayers: tuned?.layers ?? [], chunkShift: chunkShift)
     }
-    func calibrate(_ scores: [Float]) throws(DetectionError) -> Float {
-      do {
-        return try Metrics.threshold(
-          forBenignScores: scores, targetFalsePositiveRate: configuration.targetFalsePositiveRate)
-      } catch let error as DetectionError {
-        throw error
-      } catch {
-        throw DetectionError(.internalError, "threshold calibration failed: \(error)")
-      }
-    }
     var model = makeModel(chunkShift: nil)
     // With chunk scoring, a calibration prompt scores as the model will decide it: `joint`, the
     // larger of its whole-prompt score and its chunks' scores under one threshold; `separate`,
@@ -243,7 +274,11 @@ public enum DetectorTraining {
       calibration.map { records[$0].text }, embeddings: rowsProvider)
     let threshold: Float
     if configuration.chunking?.calibration == "separate" {
-      threshold = try calibrate(calibrationScores)
+      if let separateThreshold {
+        threshold = separateThreshold
+      } else {
+        threshold = try calibrate(calibrationScores)
+      }
       let trainChunks = try model.chunkScores(trainBenign.map { records[$0].text }, embeddings: rowsProvider)
       let pool = (calibrationChunks + trainChunks).compactMap { $0 }
       // Without a benign prompt that has chunks there is nothing to calibrate on: chunk scores
@@ -255,6 +290,8 @@ public enum DetectorTraining {
         shift = ScoringModel.shift(mapping: chunkThreshold, onto: threshold)
       }
       model = makeModel(chunkShift: shift)
+    } else if let separateThreshold, configuration.chunking == nil {
+      threshold = separateThreshold
     } else {
       threshold = try calibrate(
         zip(calibrationScores, calibrationChunks).map { whole, chunk in max(whole, chunk ?? whole) })

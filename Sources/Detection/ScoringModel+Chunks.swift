@@ -52,10 +52,7 @@ extension ScoringModel {
   }
 
   /// `log(p / (1 − p))`, with `p` clamped to `[1e-7, 1 − 1e-7]` so that it stays finite.
-  private static func logit(_ p: Float) -> Float {
-    let clamped = min(max(p, 1e-7), 1 - 1e-7)
-    return log(clamped / (1 - clamped))
-  }
+  private static func logit(_ p: Float) -> Float { ScoreFusion.logit(p) }
 
   /// A chunk score on the whole-prompt scale: `σ(logit(c) + shift)` (`chunkShift`), or `c`.
   package static func shifted(_ chunkScore: Float, by shift: Float?) -> Float {

@@ -75,7 +75,13 @@ public struct PromptEvaluation: Sendable {
 /// scale are the benign mean and standard deviation) or `σ(max(z₁, z₂))` (rule `max`; center and
 /// scale are the benign median and the distance from it to the benign `tailQuantile`, so that each
 /// detector's benign tail lands at `z = 1` and the two share the false-positive budget evenly
-/// whatever the shape of their tails).
+/// whatever the shape of their tails). Rule `separate` combines like `max`, but each detector keeps
+/// its own threshold: the classifier's `z₁ = ℓ` is left as it is (so the calibrated threshold and
+/// every decision of the classifier alone are unchanged), and the block is mapped affinely so that
+/// its benign median lands on the classifier's benign median and its own threshold, calibrated to
+/// `Classifier.fuseFalsePositiveRate` on the benign calibration prompts, lands on the classifier's
+/// threshold (`init(separateLogits:block:threshold:blockThreshold:)`): the block can only add
+/// rejections, within its own false-positive budget.
 public struct ScoreFusion: Sendable, Equatable {
   /// Center of `ℓ` on the benign calibration prompts (mean, or median for `max`).
   public var classifierCenter: Float
@@ -96,6 +102,9 @@ public struct ScoreFusion: Sendable, Equatable {
     /// `max(z₁, z₂)`, standardized by benign median and tail quantile: either detector alone can
     /// reject.
     case max
+    /// `max(z₁, z₂)` with `z₁ = ℓ` and the block mapped onto the classifier's scale at the benign
+    /// median and at each detector's own threshold: either detector rejects at its own threshold.
+    case separate
   }
 
   /// Creates a fusion from its four statistics.
@@ -144,6 +153,57 @@ public struct ScoreFusion: Sendable, Equatable {
       blockScale: blockScale, rule: rule)
   }
 
+  /// Rule `separate`: the classifier as it is (`c₁ = 0`, `s₁ = 1`) and the block mapped affinely so
+  /// that its benign median `m₂` goes to the classifier's benign median `m₁` and its threshold
+  /// `blockThreshold` to `logit(threshold)`. When either threshold is not above its median (a
+  /// degenerate calibration) the block is only shifted (`s₂ = 1`).
+  ///
+  /// - Parameters:
+  ///   - logits: Classifier logit differences `ℓ` of the benign calibration prompts, `[n]`.
+  ///   - block: The block's feature on the same prompts, `[n]`.
+  ///   - threshold: The classifier's calibrated threshold, in (0, 1).
+  ///   - blockThreshold: The block's own threshold on its feature.
+  public init(separateLogits logits: [Float], block: [Float], threshold: Float, blockThreshold: Float) {
+    let target = Self.logit(threshold)
+    let classifierMedian = Self.median(logits)
+    let blockMedian = Self.median(block)
+    var scale: Float = 1
+    if target > classifierMedian, blockThreshold > blockMedian {
+      scale = (blockThreshold - blockMedian) / (target - classifierMedian)
+    }
+    if !scale.isFinite || scale < 1e-6 { scale = 1 }
+    self.init(
+      classifierCenter: 0, classifierScale: 1, blockCenter: blockThreshold - target * scale,
+      blockScale: scale,
+      rule: .separate)
+  }
+
+  /// The block feature value whose mapped score equals `threshold` (`max` and `separate`: above it
+  /// the block alone rejects): `c₂ + s₂ · logit(threshold)`.
+  public func blockThreshold(onto threshold: Float) -> Float {
+    blockCenter + blockScale * Self.logit(threshold)
+  }
+
+  /// The score of the classifier alone, `σ(ℓ)`, computed as `score(logit:block:)` computes it (the
+  /// `separate` rule calibrates its threshold on these).
+  public static func sigmoid(_ z: Float) -> Float {
+    1 / (1 + FastMath.exp(-max(min(z, 80), -80)))
+  }
+
+  /// `log(p / (1 − p))`, with `p` clamped to [1e-7, 1 − 1e-7].
+  static func logit(_ p: Float) -> Float {
+    let clamped = min(max(p, 1e-7), 1 - 1e-7)
+    return log(clamped / (1 - clamped))
+  }
+
+  /// The median of the finite values (0 when there are none).
+  static func median(_ values: [Float]) -> Float {
+    let sorted = values.filter(\.isFinite).sorted()
+    guard !sorted.isEmpty else { return 0 }
+    let middle = sorted.count / 2
+    return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+  }
+
   /// The stored form, `[c₁, s₁, c₂, s₂]` (bundle tensor `fusion.statistics`).
   public var values: [Float] { [classifierCenter, classifierScale, blockCenter, blockScale] }
 
@@ -152,8 +212,7 @@ public struct ScoreFusion: Sendable, Equatable {
     let a = (logit - classifierCenter) / classifierScale
     let b = (block - blockCenter) / blockScale
     let (z1, z2) = (a.isFinite ? a : 0, b.isFinite ? b : 0)
-    let z = rule == .mean ? (z1 + z2) / 2 : Swift.max(z1, z2)
-    return 1 / (1 + FastMath.exp(-max(min(z, 80), -80)))
+    return Self.sigmoid(rule == .mean ? (z1 + z2) / 2 : Swift.max(z1, z2))
   }
 }
 

@@ -31,6 +31,9 @@ final class ModelCommandTests: XCTestCase {
       ])
     _ = try? BinaryRunner.run(
       common + ["--output", directory.path + "/fused.safetensors", "--preset", "phrase-fusion"] + tiny)
+    _ = try? BinaryRunner.run(
+      common + ["--output", directory.path + "/separate.safetensors", "--preset", "phrase-fusion"] + tiny
+        + ["--set", "classifier.fuseRule=separate"])
   }
 
   override class func tearDown() {
@@ -87,6 +90,22 @@ final class ModelCommandTests: XCTestCase {
     XCTAssertEqual(object["fused_block"] as? String, "supervised_cnn")
     XCTAssertEqual(object["fusion_rule"] as? String, "max")
     XCTAssertEqual((object["features"] as? [String])?.last, "supervised_cnn")
+  }
+
+  func testInspectNamesTheSeparateRuleAndTheBlockThreshold() throws {
+    let path = try bundle("separate")
+    let text = try BinaryRunner.run(["model", "inspect", path])
+    XCTAssertEqual(text.status, 0, text.standardError)
+    // The fixture's target is 5%, so the block's default budget is a quarter of it.
+    XCTAssertTrue(
+      text.output.contains(
+        "score: the classifier at the threshold, or supervised_cnn alone above its own threshold"),
+      text.output)
+    XCTAssertTrue(
+      text.output.contains("(rule separate, 1.25% of the benign calibration prompts)"), text.output)
+    let json = try BinaryRunner.run(["model", "inspect", path, "--json"])
+    let object = try XCTUnwrap(JSONSerialization.jsonObject(with: json.standardOutput) as? [String: Any])
+    XCTAssertEqual(object["fusion_rule"] as? String, "separate")
   }
 
   func testCompareListsDisagreements() throws {

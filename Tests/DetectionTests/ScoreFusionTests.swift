@@ -50,6 +50,36 @@ final class ScoreFusionTests: XCTestCase {
     XCTAssertFalse(flat.score(logit: 5.5, block: 1).isNaN)
   }
 
+  func testSeparateRuleKeepsTheClassifierAndMapsTheBlockThresholdOntoItsThreshold() {
+    // Benign logits: median −2; threshold σ(1). Benign block: median 10; its threshold 16. The
+    // block maps affinely with scale (16 − 10) / (1 − (−2)) = 2 and center 16 − 1 × 2 = 14.
+    let logits: [Float] = [-4, -3, -2, -1, 0]
+    let block: [Float] = [8, 9, 10, 11, 12]
+    let threshold = Float(1 / (1 + exp(-1.0)))
+    let fusion = ScoreFusion(separateLogits: logits, block: block, threshold: threshold, blockThreshold: 16)
+    XCTAssertEqual(fusion.rule, .separate)
+    XCTAssertEqual(fusion.values[0], 0)
+    XCTAssertEqual(fusion.values[1], 1)
+    XCTAssertEqual(fusion.values[2], 14, accuracy: 1e-4)
+    XCTAssertEqual(fusion.values[3], 2, accuracy: 1e-5)
+    // Above the benign median, the classifier's own score whatever a benign-looking block says.
+    for logit: Float in [-1.5, 0, 1, 3] {
+      XCTAssertEqual(fusion.score(logit: logit, block: 10), ScoreFusion.sigmoid(logit), accuracy: 1e-6)
+    }
+    // The block at its own threshold lands on the classifier's threshold; its median on the
+    // classifier's median; above it, it rejects alone.
+    XCTAssertEqual(fusion.score(logit: -6, block: 16), threshold, accuracy: 1e-5)
+    XCTAssertEqual(fusion.blockThreshold(onto: threshold), 16, accuracy: 1e-4)
+    XCTAssertEqual(fusion.score(logit: -6, block: 10), ScoreFusion.sigmoid(-2), accuracy: 1e-5)
+    XCTAssertGreaterThan(fusion.score(logit: -6, block: 16.5), threshold)
+    XCTAssertLessThan(fusion.score(logit: -6, block: 15.5), threshold)
+    // A degenerate calibration (block threshold at or under its median) only shifts the block.
+    let shifted = ScoreFusion(separateLogits: logits, block: block, threshold: threshold, blockThreshold: 9)
+    XCTAssertEqual(shifted.values[3], 1)
+    XCTAssertEqual(shifted.score(logit: -6, block: 9), threshold, accuracy: 1e-5)
+    XCTAssertEqual(shifted.score(logit: .nan, block: .nan), 0.5, accuracy: 1e-6)
+  }
+
   func testFuseIsValidatedAndStoredOnlyWhenSet() throws {
     let plain = try DetectorConfiguration.preset(named: "supervised-cnn")
     XCTAssertFalse(plain.json().contains("fuse"))
@@ -82,14 +112,74 @@ final class ScoreFusionTests: XCTestCase {
     XCTAssertThrowsError(try bad.apply("classifier.fuseRule=max")) { error in
       XCTAssertTrue("\(error)".contains("needs classifier.fuse"), "\(error)")
     }
+    // The block's own budget belongs to the `separate` rule only, and lies in [0, 1).
+    XCTAssertThrowsError(try either.apply("classifier.fuseFalsePositiveRate=0.002")) { error in
+      XCTAssertTrue("\(error)".contains("needs classifier.fuseRule=separate"), "\(error)")
+    }
+    var separate = fused
+    try separate.apply(["classifier.fuseRule=separate", "classifier.fuseFalsePositiveRate=0.002"])
+    XCTAssertEqual(separate.classifier.fuseFalsePositiveRate, 0.002)
+    XCTAssertTrue(separate.json().contains("\"fuseFalsePositiveRate\":0.002"))
+    XCTAssertEqual(try DetectorConfiguration.fromJSON(separate.json()), separate)
+    XCTAssertThrowsError(try separate.apply("classifier.fuseFalsePositiveRate=1"))
+    XCTAssertFalse(either.json().contains("fuseFalsePositiveRate"))
   }
 
   func testFusedModelKeepsTheBlockOutOfTheClassifierAndRoundTrips() throws {
-    for rule in ["mean", "max"] {
+    for rule in ["mean", "max", "separate"] {
       var configuration = try Self.fusedConfiguration()
-      if rule == "max" { try configuration.apply("classifier.fuseRule=max") }
+      if rule != "mean" { try configuration.apply("classifier.fuseRule=\(rule)") }
       try assertFusedModelRoundTrips(configuration, rule: rule)
     }
+  }
+
+  func testSeparateRuleTrainsTheClassifierAndThresholdOfTheConfigurationWithoutTheBlock() throws {
+    var fused = try Self.fusedConfiguration()
+    try fused.apply("classifier.fuseRule=separate")
+    var plain = fused
+    plain.features.removeAll { $0 == "supervised_cnn" }
+    plain.classifier.fuse = nil
+    plain.classifier.fuseRule = nil
+    let (withBlock, _) = try DetectionFixture.train(fused, cache: nil)
+    let (withoutBlock, _) = try DetectionFixture.train(plain, cache: nil)
+    XCTAssertEqual(withBlock.bundle.threshold, withoutBlock.bundle.threshold)
+    XCTAssertEqual(withBlock.bundle.model.featureMean, withoutBlock.bundle.model.featureMean)
+    let a = withBlock.bundle.model.classifier.tensors
+    let b = withoutBlock.bundle.model.classifier.tensors
+    XCTAssertEqual(a.map(\.name), b.map(\.name))
+    XCTAssertEqual(a.map(\.values), b.map(\.values), "the block must not change the classifier")
+    // So every prompt the classifier alone rejects is still rejected.
+    for (fusedExample, plainExample) in zip(withBlock.testExamples, withoutBlock.testExamples)
+    where plainExample.score >= withoutBlock.bundle.threshold {
+      XCTAssertGreaterThanOrEqual(fusedExample.score, withBlock.bundle.threshold)
+    }
+  }
+
+  func testSeparateRuleRejectsEveryPromptWhoseBlockPassesItsOwnThreshold() throws {
+    var configuration = try Self.fusedConfiguration()
+    try configuration.apply(["classifier.fuseRule=separate", "classifier.fuseFalsePositiveRate=0.05"])
+    let (result, _) = try DetectionFixture.train(configuration, cache: nil)
+    let fusion = try XCTUnwrap(result.bundle.model.fusion)
+    let threshold = result.bundle.threshold
+    XCTAssertEqual(fusion.classifierCenter, 0)
+    XCTAssertEqual(fusion.classifierScale, 1)
+    // The block's own threshold on its feature, from the stored mapping.
+    let blockThreshold = fusion.blockThreshold(onto: threshold)
+    var blockRejections = 0
+    for example in result.testExamples {
+      let value = try XCTUnwrap(example.features["supervised_cnn"])
+      // Off the boundary, the block alone rejects exactly above its threshold.
+      guard abs(value - blockThreshold) > 1e-3 * max(1, abs(blockThreshold)) else { continue }
+      if value > blockThreshold {
+        blockRejections += 1
+        XCTAssertGreaterThanOrEqual(example.score, threshold, "block above its threshold must reject")
+      } else {
+        // Under its threshold the block cannot raise the score to the threshold: the score is
+        // the classifier's own or the block's mapped value, whichever is larger.
+        XCTAssertLessThan(fusion.score(logit: -80, block: value), threshold)
+      }
+    }
+    XCTAssertGreaterThan(blockRejections, 0, "the fixture's phrase network should reject some attacks alone")
   }
 
   private func assertFusedModelRoundTrips(_ configuration: DetectorConfiguration, rule: String) throws {
@@ -106,7 +196,9 @@ final class ScoreFusionTests: XCTestCase {
     // The block's own feature is still reported, and it is what the fusion standardizes.
     XCTAssertTrue(result.testExamples.allSatisfy { $0.features["supervised_cnn"] != nil })
     XCTAssertGreaterThan(fusion.blockScale, 1e-6)
-    XCTAssertTrue(result.testExamples.allSatisfy { $0.score > 0 && $0.score < 1 })
+    // `separate` leaves the classifier's logit unscaled, so a confident score may round to 1.
+    XCTAssertTrue(
+      result.testExamples.allSatisfy { $0.score > 0 && (rule == "separate" ? $0.score <= 1 : $0.score < 1) })
 
     let url = cache.appendingPathComponent("fused.safetensors")
     try DetectionFixture.assertBundleReproducesTestScores(result, provider: provider, url: url)
