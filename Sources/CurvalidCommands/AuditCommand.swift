@@ -4,11 +4,11 @@ import Foundation
 /// `curvalid audit`: verify, read and label the SQLite audit log.
 enum AuditCommand {
   static let help = """
-    usage: curvalid audit verify DB
+    usage: curvalid audit verify DB [--key-file FILE]
            curvalid audit tail DB [--count N]
            curvalid audit export DB [--since TIME]
-           curvalid audit label DB ID benign|adversarial [--note TEXT]
-           curvalid audit label DB --from FILE
+           curvalid audit label DB ID benign|adversarial [--note TEXT] [--key-file FILE]
+           curvalid audit label DB --from FILE [--key-file FILE]
 
     verify  recomputes the hash chain; prints the rows checked and exits 0 when intact, or names
             the first broken row and exits 1.
@@ -18,10 +18,13 @@ enum AuditCommand {
     label   marks an audited prompt as benign or adversarial for retraining (only rows whose
             prompt text was stored); --from reads JSON lines {"id":…,"label":…,"note":…}.
 
+    --key-file FILE  the key of a log whose hash chain is keyed (`curvalid serve --audit-key-file`);
+                     verify and label refuse a keyed log without it, and name a wrong key as such.
+
     """
 
   static func run(_ raw: [String]) throws(CommandError) -> Int32 {
-    let arguments = try Arguments(raw, options: ["since", "count", "note", "from"], flags: [])
+    let arguments = try Arguments(raw, options: ["since", "count", "note", "from", "key-file"], flags: [])
     if arguments.flag("help") {
       print(help, terminator: "")
       return 0
@@ -37,7 +40,7 @@ enum AuditCommand {
     switch action {
     case "verify":
       try expect(arguments, count: 2, action)
-      return try verify(path)
+      return try verify(path, key: try key(arguments))
     case "tail":
       try expect(arguments, count: 2, action)
       let count = try arguments.integer("count", default: 10, in: 1...1_000_000)
@@ -83,8 +86,14 @@ enum AuditCommand {
     }
   }
 
-  private static func verify(_ path: String) throws(CommandError) -> Int32 {
-    let report = try wrap { () throws(AuditLogError) in try AuditLog.verify(path: path) }
+  /// The chain key named by `--key-file`, if any.
+  private static func key(_ arguments: Arguments) throws(CommandError) -> AuditChainKey? {
+    guard let file = arguments.value("key-file") else { return nil }
+    return try wrap { () throws(AuditLogError) in try AuditChainKey(contentsOfFile: file) }
+  }
+
+  private static func verify(_ path: String, key: AuditChainKey?) throws(CommandError) -> Int32 {
+    let report = try wrap { () throws(AuditLogError) in try AuditLog.verify(path: path, key: key) }
     if report.isValid {
       print(
         "ok: \(report.rowsChecked) rows and \(report.checkpointsChecked) checkpoints verified; "
@@ -138,8 +147,9 @@ enum AuditCommand {
     for request in requests where !["benign", "adversarial"].contains(request.label) {
       throw .usage("label must be benign or adversarial, got '\(request.label)' (row \(request.id))")
     }
+    let chainKey = try key(arguments)
     let log = try wrap { () throws(AuditLogError) in
-      try AuditLog(configuration: AuditLogConfiguration(path: path))
+      try AuditLog(configuration: AuditLogConfiguration(path: path, chainKey: chainKey))
     }
     defer { log.close() }
     for request in requests {

@@ -32,6 +32,9 @@ enum ServeCommand {
       --audit-mode MODE        durable (reply after commit, default) or async
       --audit-failure POLICY   fail_closed (reply error 'internal', default) or continue
       --store-prompts          store prompt text in the audit log (default: SHA-256 only)
+      --audit-key-file FILE    key the audit log's hash chain with the secret in FILE (mode 0600,
+                               at least 16 bytes): only the key's holder can recompute the chain,
+                               and the log then opens and verifies only with that key
     admin and load:
       --admin-token-file FILE  token for {"op":"reload"} (at least 16 bytes); none: reload disabled
       --overload POLICY        full queue: fail_closed (reject, default) or fail_open (accept)
@@ -93,8 +96,9 @@ enum ServeCommand {
     var recorder: (any DecisionRecorder)?
     if let audit = settings.audit {
       recorder = try AuditRecorderFactory.open(
-        path: audit, durable: settings.auditMode == .durable, storePromptText: settings.server.storePromptText
-      )
+        path: audit, durable: settings.auditMode == .durable,
+        storePromptText: settings.server.storePromptText,
+        keyFile: settings.auditKeyFile)
     } else {
       printError("curvalid: warning: no --audit database: decisions are not audited")
     }

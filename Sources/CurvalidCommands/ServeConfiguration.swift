@@ -29,6 +29,8 @@ struct ServeConfiguration: Equatable {
   var audit: String?
   /// Audit durability.
   var auditMode = AuditMode.durable
+  /// The file holding the audit chain's key (`nil`: the unkeyed SHA-256 chain).
+  var auditKeyFile: String?
   /// Where the admin token is read from.
   var adminTokenFile: String?
   /// The config file that was read, if any.
@@ -46,6 +48,7 @@ struct ServeConfiguration: Equatable {
     var audit: String?
     var auditMode: String?
     var auditFailure: String?
+    var auditKeyFile: String?
     var storePrompts: Bool?
     var adminTokenFile: String?
     var overload: String?
@@ -66,6 +69,7 @@ struct ServeConfiguration: Equatable {
       case model, threshold, encoder, threads, workers, audit
       case auditMode = "audit_mode"
       case auditFailure = "audit_failure"
+      case auditKeyFile = "audit_key_file"
       case storePrompts = "store_prompts"
       case adminTokenFile = "admin_token_file"
       case overload
@@ -106,7 +110,8 @@ struct ServeConfiguration: Equatable {
   static let optionNames: Set<String> = [
     "listen", "unix", "model", "threshold", "audit", "config", "admin-token-file", "encoder", "threads",
     "workers",
-    "audit-mode", "audit-failure", "overload", "max-connections", "max-line-bytes", "max-prompt-chars",
+    "audit-mode", "audit-failure", "audit-key-file", "overload", "max-connections", "max-line-bytes",
+    "max-prompt-chars",
     "max-pipelined", "queue-capacity", "max-batch", "batch-wait-ms", "idle-timeout", "slow-sender-timeout",
     "drain-timeout", "shadow",
   ]
@@ -195,7 +200,8 @@ struct ServeConfiguration: Equatable {
       "listen": file.listen.map { $0.list.joined(separator: ",") }, "unix": file.unixSocket,
       "model": file.model, "threshold": file.threshold.map { "\($0)" },
       "encoder": file.encoder, "audit": file.audit, "audit-mode": file.auditMode,
-      "audit-failure": file.auditFailure, "admin-token-file": file.adminTokenFile, "overload": file.overload,
+      "audit-failure": file.auditFailure, "audit-key-file": file.auditKeyFile,
+      "admin-token-file": file.adminTokenFile, "overload": file.overload,
       "threads": file.threads.map(String.init), "workers": file.workers.map(String.init),
       "queue-capacity": file.queueCapacity.map(String.init), "max-batch": file.maxBatch.map(String.init),
       "batch-wait-ms": file.batchWaitMs.map { "\($0)" }, "max-line-bytes": file.maxLineBytes.map(String.init),
@@ -256,6 +262,7 @@ struct ServeConfiguration: Equatable {
     if let path = lookup("encoder") { encoder = path }
     if let path = lookup("audit") { audit = path == "none" ? nil : path }
     if let path = lookup("admin-token-file") { adminTokenFile = path }
+    if let path = lookup("audit-key-file") { auditKeyFile = path == "none" ? nil : path }
     if let value = try choice("audit-mode", AuditMode.self) { auditMode = value }
     if let value = try choice("audit-failure", AuditFailurePolicy.self) { server.auditFailurePolicy = value }
     if let value = try choice("overload", OverloadPolicy.self) { server.overloadPolicy = value }
@@ -289,6 +296,7 @@ struct ServeConfiguration: Equatable {
       ("audit", string(audit)),
       ("audit_mode", string(auditMode.rawValue)),
       ("audit_failure", string(server.auditFailurePolicy.rawValue)),
+      ("audit_key_file", string(auditKeyFile)),
       ("store_prompts", "\(server.storePromptText)"),
       ("admin_token_file", string(adminTokenFile)),
       ("admin_token_configured", "\(server.adminToken != nil)"),

@@ -7,7 +7,8 @@ import Hashing
 /// `0x00` null (no payload); `0x01` integer (8 bytes, big-endian two's complement); `0x02` real
 /// (8 bytes, big-endian IEEE-754 bit pattern); `0x03` text (8-byte big-endian byte count, then the
 /// UTF-8 bytes). The first field is a text naming the table and version, so a decision row can never
-/// hash like a checkpoint. `hash = SHA-256(previous hash as 32 raw bytes ‖ canonical row)`.
+/// hash like a checkpoint. `hash = SHA-256(previous hash as 32 raw bytes ‖ canonical row)`, or
+/// with an `AuditChainKey`, `HMAC-SHA-256(key, previous hash ‖ canonical row)`.
 enum AuditChain {
   /// The previous hash of the first row and of the first checkpoint: 64 zeros.
   static let genesis = String(repeating: "0", count: 64)
@@ -45,16 +46,23 @@ enum AuditChain {
     }
   }
 
-  /// `SHA-256(previous ‖ canonical(values))` as hexadecimal, or `nil` when `previous` is not 64 hex digits.
-  static func hash(previous: String, tag: String, values: [SQLValue]) -> String? {
+  /// `SHA-256(previous ‖ canonical(values))`, or `HMAC-SHA-256(key, …)` with a key, as
+  /// hexadecimal; `nil` when `previous` is not 64 hex digits.
+  static func hash(previous: String, tag: String, values: [SQLValue], key: AuditChainKey?) -> String? {
     guard let previousBytes = bytes(fromHex: previous), previousBytes.count == 32 else { return nil }
     var encoder = Encoder()
     encoder.append(.text(tag))
     for value in values { encoder.append(value) }
-    var hasher = SHA256()
-    hasher.update(previousBytes)
-    hasher.update(encoder.bytes)
-    return SHA256.hex(hasher.finalize())
+    guard let key else {
+      var hasher = SHA256()
+      hasher.update(previousBytes)
+      hasher.update(encoder.bytes)
+      return SHA256.hex(hasher.finalize())
+    }
+    var code = HMACSHA256(key: key.bytes)
+    code.update(previousBytes)
+    code.update(encoder.bytes)
+    return SHA256.hex(code.finalize())
   }
 
   /// Bytes of a lower-case hexadecimal string, or `nil` when it is not one.
@@ -182,8 +190,9 @@ struct DecisionFields: Sendable, Equatable {
   }
 
   /// The row's hash given its id and the previous hash (`nil` when `previous` is malformed).
-  func hash(id: Int64, previous: String) -> String? {
-    AuditChain.hash(previous: previous, tag: AuditChain.decisionTag, values: [.integer(id)] + values)
+  func hash(id: Int64, previous: String, key: AuditChainKey?) -> String? {
+    AuditChain.hash(
+      previous: previous, tag: AuditChain.decisionTag, values: [.integer(id)] + values, key: key)
   }
 
   /// The public record.
@@ -207,12 +216,12 @@ struct CheckpointFields: Equatable {
   var deletedRows: Int64
 
   /// The checkpoint's hash, chained to the previous checkpoint's hash.
-  func hash(previous: String) -> String? {
+  func hash(previous: String, key: AuditChainKey?) -> String? {
     AuditChain.hash(
       previous: previous, tag: AuditChain.checkpointTag,
       values: [
         .integer(id), .integer(timeMilliseconds), .integer(throughID), .text(throughHash),
         .integer(deletedRows),
-      ])
+      ], key: key)
   }
 }

@@ -4,14 +4,20 @@ extension AuditLog {
   /// Recomputes the checkpoint chain and every row's hash and link.
   ///
   /// Detects edited, deleted (except at the newest end), reordered and inserted rows, and edited or
-  /// deleted checkpoints. Whoever can rewrite the whole file can also recompute the chain: compare
-  /// `headHash` with a copy kept elsewhere to detect that and truncation.
+  /// deleted checkpoints. Whoever can rewrite the whole file can also recompute an unkeyed chain
+  /// (a keyed one only with the key): compare `headHash` with a copy kept elsewhere to detect that
+  /// and truncation.
+  /// - Parameter key: The chain's key, for a log created with one.
   /// - Returns: the report; a broken chain is reported, not thrown (see `requireValid`).
-  /// - Throws: `.open`, `.schema`, `.corrupt` and other SQLite errors.
+  /// - Throws: `.key` when the log is keyed and `key` is missing or another key (or the log is not
+  ///   keyed and a key is given); `.open`, `.schema`, `.corrupt` and other SQLite errors.
   /// - Complexity: O(rows), one sequential scan.
-  public static func verify(path: String) throws(AuditLogError) -> VerificationReport {
+  public static func verify(path: String, key: AuditChainKey? = nil) throws(AuditLogError)
+    -> VerificationReport
+  {
     let c = try openForReading(path)
-    return try AuditLogStore.verify(c)
+    try AuditSchema.requireKey(c, key)
+    return try AuditLogStore.verify(c, key: key)
   }
 
   /// The newest `count` rows, oldest first.

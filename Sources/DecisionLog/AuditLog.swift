@@ -28,7 +28,9 @@ public final class AuditLog: Sendable {
   /// Sets WAL journal mode and `synchronous=FULL` (durable) or `NORMAL` (async), the busy timeout
   /// and the size cap; applies the configured retention once.
   /// - Throws: `.readOnly` when the file cannot be written, `.schema` when it is not an audit log
-  ///   of this version, `.invalidInput` for a bad configuration, other codes from SQLite.
+  ///   of this version, `.key` when the log's chain is keyed and `chainKey` is missing or another
+  ///   key (or a key is given for a log with an unkeyed chain), `.invalidInput` for a bad
+  ///   configuration, other codes from SQLite.
   public init(configuration: AuditLogConfiguration) throws(AuditLogError) {
     guard configuration.maximumBatch >= 1, configuration.maximumPending >= 1,
       configuration.groupCommitInterval >= 0, configuration.groupCommitInterval.isFinite,
@@ -64,7 +66,7 @@ public final class AuditLog: Sendable {
       _ = try cap.step(context: "set the size cap")
       cap.reset()
     }
-    try AuditSchema.prepare(connection)
+    try AuditSchema.prepare(connection, key: configuration.chainKey)
     self.configuration = configuration
     writer = AuditLogWriter(configuration: configuration, connection: connection)
     if let retention = configuration.retention {
@@ -171,7 +173,8 @@ public final class AuditLog: Sendable {
   @discardableResult
   public func applyRetention(maximumAge: TimeInterval?, maximumRows: Int?) throws(AuditLogError) -> Int {
     try writer.withConnection { c throws(AuditLogError) in
-      try AuditLogStore.applyRetention(c, maximumAge: maximumAge, maximumRows: maximumRows, now: Date())
+      try AuditLogStore.applyRetention(
+        c, maximumAge: maximumAge, maximumRows: maximumRows, now: Date(), key: configuration.chainKey)
     }
   }
 }

@@ -47,13 +47,18 @@ public struct AuditLogConfiguration: Sendable, Equatable {
   public var maximumDatabaseBytes: Int64?
   /// Automatic retention, or `nil` to keep everything.
   public var retention: AuditRetention?
+  /// The key of the hash chain (`AuditChainKey`), or `nil` for the unkeyed SHA-256 chain. A new
+  /// log is created keyed with it; an existing log must have been created with the same key.
+  public var chainKey: AuditChainKey?
 
   /// Creates a configuration with the documented defaults.
   public init(
     path: String, durability: AuditDurability = .durable, storePromptText: Bool = false,
     groupCommitInterval: TimeInterval = 0.002, maximumBatch: Int = 256, maximumPending: Int = 65536,
-    busyTimeoutMilliseconds: Int = 2000, maximumDatabaseBytes: Int64? = nil, retention: AuditRetention? = nil
+    busyTimeoutMilliseconds: Int = 2000, maximumDatabaseBytes: Int64? = nil, retention: AuditRetention? = nil,
+    chainKey: AuditChainKey? = nil
   ) {
+    self.chainKey = chainKey
     self.path = path
     self.durability = durability
     self.storePromptText = storePromptText

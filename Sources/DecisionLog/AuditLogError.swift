@@ -23,6 +23,9 @@ public struct AuditLogError: Error, CustomStringConvertible, Sendable, Equatable
     case io
     /// The hash chain does not verify (see `VerificationReport`).
     case verification
+    /// The log's chain is keyed and no key or another key was given, or a key was given for a log
+    /// whose chain is not keyed (`AuditChainKey`).
+    case key
     /// The caller passed a value the log cannot store or an operation that does not apply.
     case invalidInput
     /// The log was closed before the operation.

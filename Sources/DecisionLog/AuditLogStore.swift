@@ -27,7 +27,9 @@ enum AuditLogStore {
   /// Inserts `rows` in one transaction, chained after the current head.
   ///
   /// - Returns: the new rows' ids, consecutive and in `rows` order.
-  static func insert(_ rows: [DecisionFields], into c: SQLiteConnection) throws(AuditLogError) -> [Int64] {
+  static func insert(
+    _ rows: [DecisionFields], into c: SQLiteConnection, key: AuditChainKey?
+  ) throws(AuditLogError) -> [Int64] {
     try c.beginWrite(context: "begin transaction for \(rows.count) decisions")
     do throws(AuditLogError) {
       var (lastID, lastHash) = try head(c)
@@ -38,7 +40,7 @@ enum AuditLogStore {
       ids.reserveCapacity(rows.count)
       for row in rows {
         let id = lastID + 1
-        guard let hash = row.hash(id: id, previous: lastHash) else {
+        guard let hash = row.hash(id: id, previous: lastHash, key: key) else {
           throw AuditLogError(.corrupt, "audit log \(c.path): the chain head's hash is malformed; run verify")
         }
         try insert.run(
@@ -62,7 +64,7 @@ enum AuditLogStore {
   ///
   /// - Returns: the number of rows deleted.
   static func applyRetention(
-    _ c: SQLiteConnection, maximumAge: TimeInterval?, maximumRows: Int?, now: Date
+    _ c: SQLiteConnection, maximumAge: TimeInterval?, maximumRows: Int?, now: Date, key: AuditChainKey?
   ) throws(AuditLogError) -> Int {
     if let maximumAge, !(maximumAge >= 0) {
       throw AuditLogError(.invalidInput, "retention maximum age must be ≥ 0, got \(maximumAge)")
@@ -99,7 +101,7 @@ enum AuditLogStore {
         c.rollbackIfNeeded()
         return 0
       }
-      let check = try verify(c, throughID: through)
+      let check = try verify(c, throughID: through, key: key)
       guard check.isValid else {
         try check.requireValid()
         return 0
@@ -125,7 +127,7 @@ enum AuditLogStore {
       let checkpoint = CheckpointFields(
         id: previousID + 1, timeMilliseconds: nowMilliseconds, throughID: through, throughHash: throughHash,
         deletedRows: Int64(deleted))
-      guard let hash = checkpoint.hash(previous: previousHash) else {
+      guard let hash = checkpoint.hash(previous: previousHash, key: key) else {
         throw AuditLogError(.corrupt, "audit log \(c.path): checkpoint \(previousID) has a malformed hash")
       }
       try c.statement(
@@ -180,8 +182,10 @@ enum AuditLogStore {
     }
   }
 
-  /// Recomputes the checkpoint chain and the decision chain (up to `throughID` when given).
-  static func verify(_ c: SQLiteConnection, throughID: Int64? = nil) throws(AuditLogError)
+  /// Recomputes the checkpoint chain and the decision chain (up to `throughID` when given), keyed
+  /// with `key` when the log is keyed.
+  static func verify(_ c: SQLiteConnection, throughID: Int64? = nil, key: AuditChainKey?)
+    throws(AuditLogError)
     -> VerificationReport
   {
     var report = VerificationReport(
@@ -208,7 +212,7 @@ enum AuditLogStore {
           "prev_hash does not match the previous checkpoint's hash"
         } else if fields.throughID <= lastThrough {
           "through_id \(fields.throughID) does not advance past \(lastThrough)"
-        } else if fields.hash(previous: storedPrevious) != stored {
+        } else if fields.hash(previous: storedPrevious, key: key) != stored {
           "hash does not match the checkpoint's contents"
         } else { nil }
       if let problem {
@@ -243,7 +247,7 @@ enum AuditLogStore {
           expectedID == lastThrough + 1
             ? "prev_hash does not match the chain start (\(lastThrough == 0 ? "genesis" : "checkpoint"))"
             : "prev_hash does not match row \(id - 1)'s hash"
-        } else if fields.hash(id: id, previous: storedPrevious) != stored {
+        } else if fields.hash(id: id, previous: storedPrevious, key: key) != stored {
           "hash does not match the row's contents"
         } else { nil }
       if let problem {

@@ -158,7 +158,7 @@ final class AuditLogWriter: @unchecked Sendable {
       do throws(AuditLogError) {
         result = .success(
           try withConnection { c throws(AuditLogError) in
-            try AuditLogStore.insert(batch.map(\.fields), into: c)
+            try AuditLogStore.insert(batch.map(\.fields), into: c, key: configuration.chainKey)
           })
       } catch {
         result = .failure(error)
@@ -192,7 +192,8 @@ final class AuditLogWriter: @unchecked Sendable {
         // A failed automatic retention keeps every row; it is retried at the next interval.
         _ = try? withConnection { c throws(AuditLogError) in
           try AuditLogStore.applyRetention(
-            c, maximumAge: retention.maximumAge, maximumRows: retention.maximumRows, now: Date())
+            c, maximumAge: retention.maximumAge, maximumRows: retention.maximumRows, now: Date(),
+            key: configuration.chainKey)
         }
       }
     }

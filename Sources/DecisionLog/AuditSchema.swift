@@ -30,10 +30,12 @@ enum AuditSchema {
     INSERT INTO meta (key, value) VALUES ('schema_version', '1'), ('format', 'curvalid-audit-log');
     """
 
-  /// Creates the tables in a new file, or checks the version of an existing one.
+  /// Creates the tables in a new file, or checks the version of an existing one; then records
+  /// the chain's key (a new or still empty log) or checks it (`requireKey`).
   ///
-  /// - Throws: `.schema` when the file holds other tables or a different version; SQLite errors.
-  static func prepare(_ connection: SQLiteConnection) throws(AuditLogError) {
+  /// - Throws: `.schema` when the file holds other tables or a different version; `.key` when the
+  ///   key does not fit the log; SQLite errors.
+  static func prepare(_ connection: SQLiteConnection, key: AuditChainKey?) throws(AuditLogError) {
     try connection.execute("BEGIN IMMEDIATE", context: "begin schema transaction")
     do throws(AuditLogError) {
       let tables = try connection.statement("SELECT count(*) FROM sqlite_master WHERE type = 'table'")
@@ -45,10 +47,59 @@ enum AuditSchema {
       } else {
         try check(connection)
       }
+      if let key, try keyIdentifier(connection) == nil, try isEmpty(connection) {
+        try connection.statement(
+          "INSERT INTO meta (key, value) VALUES ('chain', 'hmac-sha256'), ('chain_key_id', ?)"
+        ).run([.text(key.identifier)], context: "record the chain key")
+      }
+      try requireKey(connection, key)
       try connection.execute("COMMIT", context: "commit schema")
     } catch {
       if !connection.isAutocommit { try? connection.execute("ROLLBACK", context: "rollback schema") }
       throw error
+    }
+  }
+
+  /// The identifier of the key the log's chain is keyed with (`meta.chain_key_id`), or `nil` for
+  /// the unkeyed chain.
+  static func keyIdentifier(_ connection: SQLiteConnection) throws(AuditLogError) -> String? {
+    let meta = try connection.statement("SELECT value FROM meta WHERE key = 'chain_key_id'")
+    defer { meta.reset() }
+    return try meta.step(context: "read the chain key identifier") ? meta.text(0) : nil
+  }
+
+  /// Whether the log has neither decisions nor checkpoints (a key may still be recorded).
+  private static func isEmpty(_ connection: SQLiteConnection) throws(AuditLogError) -> Bool {
+    let rows = try connection.statement(
+      "SELECT (SELECT count(*) FROM decisions) + (SELECT count(*) FROM checkpoints)")
+    defer { rows.reset() }
+    _ = try rows.step(context: "count rows")
+    return rows.integer(0) == 0
+  }
+
+  /// Checks that `key` is the one the log's chain is keyed with (or that both are unkeyed).
+  ///
+  /// - Throws: `.key` naming the log's key identifier and the given one.
+  static func requireKey(_ connection: SQLiteConnection, _ key: AuditChainKey?) throws(AuditLogError) {
+    let stored = try keyIdentifier(connection)
+    switch (stored, key) {
+    case (nil, nil):
+      return
+    case (let stored?, nil):
+      throw AuditLogError(
+        .key, "audit log \(connection.path) has a keyed hash chain (key id \(stored)); give its key")
+    case (nil, let key?):
+      throw AuditLogError(
+        .key,
+        "audit log \(connection.path) has an unkeyed hash chain with rows in it; a key (id \(key.identifier)) "
+          + "cannot be added to it (open it without a key, or start a new log)")
+    case (let stored?, let key?):
+      guard stored == key.identifier else {
+        throw AuditLogError(
+          .key,
+          "audit log \(connection.path) is keyed with key id \(stored); the given key has id \(key.identifier)"
+        )
+      }
     }
   }
 

@@ -66,6 +66,37 @@ final class AuditCommandTests: XCTestCase {
       try BinaryRunner.run(["audit", "verify", path]).status, 0, "labels do not break the chain")
   }
 
+  func testKeyFileUnlocksAKeyedLogForVerifyAndLabel() throws {
+    let path = directory.appendingPathComponent("keyed.sqlite").path
+    let keyFile = directory.appendingPathComponent("key")
+    try Data("operator-key-0123456789abcdef\n".utf8).write(to: keyFile)
+    try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: keyFile.path)
+    let key = try AuditChainKey(contentsOfFile: keyFile.path)
+    let log = try AuditLog(
+      configuration: AuditLogConfiguration(path: path, storePromptText: true, chainKey: key))
+    _ = try log.appendAndWait(
+      AuditRecord(
+        time: Date(timeIntervalSince1970: 1_767_225_600), promptSHA256: String(repeating: "b", count: 64),
+        promptText: "keyed prompt", score: 0.9, threshold: 0.5, decision: "reject"))
+    log.close()
+
+    let verify = try BinaryRunner.run(["audit", "verify", path, "--key-file", keyFile.path])
+    XCTAssertEqual(verify.status, 0, verify.standardError)
+    XCTAssertTrue(verify.output.hasPrefix("ok: 1 rows"), verify.output)
+    let withoutKey = try BinaryRunner.run(["audit", "verify", path])
+    XCTAssertEqual(withoutKey.status, 1)
+    XCTAssertTrue(withoutKey.standardError.contains("key id \(key.identifier)"), withoutKey.standardError)
+    XCTAssertEqual(try BinaryRunner.run(["audit", "label", path, "1", "adversarial"]).status, 1)
+    let label = try BinaryRunner.run(["audit", "label", path, "1", "adversarial", "--key-file", keyFile.path])
+    XCTAssertEqual(label.status, 0, label.standardError)
+    XCTAssertEqual(try AuditLog.labels(path: path).map(\.label), ["adversarial"])
+    // A key file that others may read is refused.
+    try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: keyFile.path)
+    let shared = try BinaryRunner.run(["audit", "verify", path, "--key-file", keyFile.path])
+    XCTAssertEqual(shared.status, 1)
+    XCTAssertTrue(shared.standardError.contains("chmod 600"), shared.standardError)
+  }
+
   func testVerifyNamesTheFirstEditedRow() throws {
     let path = try database(count: 4)
     let handle = try AuditDatabaseHandle(path: path)

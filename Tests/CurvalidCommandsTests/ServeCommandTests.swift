@@ -60,7 +60,8 @@ final class ServeCommandTests: XCTestCase {
       """
       {"listen": ["127.0.0.1:9000", "[::1]:9001"], "unix_socket": "/tmp/cv.sock", "workers": 2,
        "threads": 1, "overload": "fail_open", "max_connections": 10, "idle_timeout_s": 30,
-       "store_prompts": true, "admin_token_file": "\(token)", "audit": "/var/lib/curvalid/audit.db"}
+       "store_prompts": true, "admin_token_file": "\(token)", "audit": "/var/lib/curvalid/audit.db",
+       "audit_key_file": "/etc/curvalid/audit.key"}
       """)
     let fromFile = try effective(["--config", file])
     XCTAssertEqual(fromFile["listen"] as? [String], ["127.0.0.1:9000", "[::1]:9001"])
@@ -72,6 +73,7 @@ final class ServeCommandTests: XCTestCase {
     XCTAssertEqual(fromFile["idle_timeout_s"] as? Double, 30)
     XCTAssertEqual(fromFile["store_prompts"] as? Bool, true)
     XCTAssertEqual(fromFile["admin_token_configured"] as? Bool, true)
+    XCTAssertEqual(fromFile["audit_key_file"] as? String, "/etc/curvalid/audit.key")
     XCTAssertFalse(String(describing: fromFile).contains("0123456789abcdef-token"))
 
     let layered = try effective(

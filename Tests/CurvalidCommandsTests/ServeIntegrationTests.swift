@@ -189,6 +189,27 @@ final class ServeIntegrationTests: XCTestCase {
     }
   }
 
+  func testKeyedAuditLogVerifiesOnlyWithItsKey() throws {
+    let audit = directory.appendingPathComponent("audit.sqlite").path
+    let keyFile = directory.appendingPathComponent("audit.key").path
+    try Data("integration-audit-key-0123456789abcdef\n".utf8).write(to: URL(fileURLWithPath: keyFile))
+    try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: keyFile)
+    let server = try ServerProcess(arguments: ["--audit", audit, "--audit-key-file", keyFile])
+    let client = try LineClient(port: server.port)
+    for index in 0..<4 {
+      let reply = try client.exchange("{\"id\":\"k\(index)\",\"prompt\":\"keyed chain prompt \(index)\"}")
+      XCTAssertNotNil(LoadClients.auditID(reply), reply)
+    }
+    server.signal(SIGTERM)
+    XCTAssertEqual(server.waitForExit(timeout: 60), 0, server.standardError)
+    let keyed = try BinaryRunner.run(["audit", "verify", audit, "--key-file", keyFile])
+    XCTAssertEqual(keyed.status, 0, keyed.standardError)
+    XCTAssertTrue(keyed.output.hasPrefix("ok: 4 rows"), keyed.output)
+    let unkeyed = try BinaryRunner.run(["audit", "verify", audit])
+    XCTAssertEqual(unkeyed.status, 1, unkeyed.output)
+    XCTAssertTrue(unkeyed.standardError.contains("keyed hash chain"), unkeyed.standardError)
+  }
+
   func testBenchServiceMeasuresTheServer() throws {
     let server = try ServerProcess(arguments: [])
     let target = "127.0.0.1:\(server.port)"
