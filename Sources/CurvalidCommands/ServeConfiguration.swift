@@ -1,3 +1,4 @@
+import DecisionLog
 import Foundation
 import Serving
 
@@ -145,6 +146,14 @@ struct ServeConfiguration: Equatable {
       server.storePromptText = true
     }
     if let adminTokenFile { server.adminToken = try Self.readToken(adminTokenFile) }
+    if let auditKeyFile {
+      // Read now, so that --check-config and a bad deployment fail before anything listens.
+      do {
+        _ = try AuditChainKey(contentsOfFile: auditKeyFile)
+      } catch {
+        throw error.code == .open ? .failure(error.message) : .usage(error.message)
+      }
+    }
     do {
       try server.validate()
     } catch {

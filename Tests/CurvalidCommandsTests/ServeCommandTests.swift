@@ -55,13 +55,15 @@ final class ServeCommandTests: XCTestCase {
 
   func testConfigFileThenEnvironmentThenFlags() throws {
     let token = try write("token", "0123456789abcdef-token\n")
+    let auditKey = try write("audit.key", "0123456789abcdef-audit-key\n")
+    try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: auditKey)
     let file = try write(
       "curvalid.json",
       """
       {"listen": ["127.0.0.1:9000", "[::1]:9001"], "unix_socket": "/tmp/cv.sock", "workers": 2,
        "threads": 1, "overload": "fail_open", "max_connections": 10, "idle_timeout_s": 30,
        "store_prompts": true, "admin_token_file": "\(token)", "audit": "/var/lib/curvalid/audit.db",
-       "audit_key_file": "/etc/curvalid/audit.key"}
+       "audit_key_file": "\(auditKey)"}
       """)
     let fromFile = try effective(["--config", file])
     XCTAssertEqual(fromFile["listen"] as? [String], ["127.0.0.1:9000", "[::1]:9001"])
@@ -73,7 +75,8 @@ final class ServeCommandTests: XCTestCase {
     XCTAssertEqual(fromFile["idle_timeout_s"] as? Double, 30)
     XCTAssertEqual(fromFile["store_prompts"] as? Bool, true)
     XCTAssertEqual(fromFile["admin_token_configured"] as? Bool, true)
-    XCTAssertEqual(fromFile["audit_key_file"] as? String, "/etc/curvalid/audit.key")
+    XCTAssertEqual(fromFile["audit_key_file"] as? String, auditKey)
+    XCTAssertFalse(String(describing: fromFile).contains("audit-key\n"), "the key itself is never shown")
     XCTAssertFalse(String(describing: fromFile).contains("0123456789abcdef-token"))
 
     let layered = try effective(
@@ -107,6 +110,9 @@ final class ServeCommandTests: XCTestCase {
     let wrongType = try write("type.json", #"{"workers": "two"}"#)
     let shortToken = try write("short", "short\n")
     let badThreshold = try write("threshold.json", #"{"threshold": -1}"#)
+    // A long enough audit key that group and others may read (written with the default mode).
+    let sharedKey = try write("shared.key", "0123456789abcdef-audit-key\n")
+    try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: sharedKey)
     for arguments in [
       ["serve", "--bogus"], ["serve", "extra"], ["serve", "--listen", "7433"],
       ["serve", "--listen", "host:99999"],
@@ -114,6 +120,7 @@ final class ServeCommandTests: XCTestCase {
       ["serve", "--idle-timeout", "0"], ["serve", "--config", unknownKey, "--check-config"],
       ["serve", "--config", wrongType, "--check-config"], ["serve", "--listen", "none", "--check-config"],
       ["serve", "--admin-token-file", shortToken, "--check-config"],
+      ["serve", "--audit-key-file", sharedKey, "--check-config"],
       ["serve", "--threshold", "2", "--check-config"], ["serve", "--config", badThreshold, "--check-config"],
     ] {
       let result = try BinaryRunner.run(arguments)
