@@ -207,11 +207,13 @@ public struct ScoreFusion: Sendable, Equatable {
   /// The stored form, `[c₁, s₁, c₂, s₂]` (bundle tensor `fusion.statistics`).
   public var values: [Float] { [classifierCenter, classifierScale, blockCenter, blockScale] }
 
-  /// The fused score in (0, 1); a non-finite input counts as its center.
+  /// The fused score in (0, 1); a non-finite input counts as its center (under `separate`, a
+  /// non-finite block feature counts as no evidence).
   public func score(logit: Float, block: Float) -> Float {
     let a = (logit - classifierCenter) / classifierScale
     let b = (block - blockCenter) / blockScale
-    let (z1, z2) = (a.isFinite ? a : 0, b.isFinite ? b : 0)
+    // Under `separate` a non-finite block feature is no evidence: the classifier alone decides.
+    let (z1, z2) = (a.isFinite ? a : 0, b.isFinite ? b : (rule == .separate ? -.infinity : 0))
     return Self.sigmoid(rule == .mean ? (z1 + z2) / 2 : Swift.max(z1, z2))
   }
 }

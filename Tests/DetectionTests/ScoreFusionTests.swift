@@ -77,7 +77,10 @@ final class ScoreFusionTests: XCTestCase {
     let shifted = ScoreFusion(separateLogits: logits, block: block, threshold: threshold, blockThreshold: 9)
     XCTAssertEqual(shifted.values[3], 1)
     XCTAssertEqual(shifted.score(logit: -6, block: 9), threshold, accuracy: 1e-5)
-    XCTAssertEqual(shifted.score(logit: .nan, block: .nan), 0.5, accuracy: 1e-6)
+    XCTAssertEqual(shifted.score(logit: .nan, block: 9), threshold, accuracy: 1e-5)
+    // A non-finite block feature leaves the classifier's own score.
+    XCTAssertEqual(fusion.score(logit: -3, block: .nan), ScoreFusion.sigmoid(-3), accuracy: 1e-6)
+    XCTAssertEqual(fusion.score(logit: .nan, block: .nan), 0.5, accuracy: 1e-6)
   }
 
   func testFuseIsValidatedAndStoredOnlyWhenSet() throws {
