@@ -31,7 +31,9 @@ public struct AuditChainKey: Sendable, Equatable {
   /// - Throws: `.open` when the file cannot be read; `.invalidInput` when group or others may read
   ///   it (a key that others can read keys nothing) or when it is too short.
   public init(contentsOfFile path: String) throws(AuditLogError) {
-    let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+    // The mode of the file itself, not of a symbolic link to it (secret mounts often link).
+    let target = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+    let attributes = try? FileManager.default.attributesOfItem(atPath: target)
     guard let data = FileManager.default.contents(atPath: path), let attributes else {
       throw AuditLogError(.open, "cannot read the audit key file \(path)")
     }

@@ -91,8 +91,8 @@ enum AuditSchema {
     case (nil, let key?):
       throw AuditLogError(
         .key,
-        "audit log \(connection.path) has an unkeyed hash chain with rows in it; a key (id \(key.identifier)) "
-          + "cannot be added to it (open it without a key, or start a new log)")
+        "audit log \(connection.path) has an unkeyed hash chain; the given key (id \(key.identifier)) does not "
+          + "apply to it (use the log without a key, or start a new log with the key)")
     case (let stored?, let key?):
       guard stored == key.identifier else {
         throw AuditLogError(

@@ -126,5 +126,10 @@ final class KeyedChainTests: AuditLogTestCase {
     try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: url.path)
     XCTAssertEqual(auditError { _ = try AuditChainKey(contentsOfFile: url.path) }?.code, .invalidInput)
     XCTAssertEqual(auditError { _ = try AuditChainKey(contentsOfFile: url.path + ".missing") }?.code, .open)
+    // A link to a private key file is read through; the link's own mode does not count.
+    try Data("0123456789abcdef0123456789abcdef".utf8).write(to: url)
+    let link = directory.appendingPathComponent("key-link").path
+    try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: url.path)
+    XCTAssertEqual(try AuditChainKey(contentsOfFile: link), key)
   }
 }
