@@ -12,7 +12,9 @@ enum EvaluateCommand {
       --mode test   (default) score the corpus's test split with --model (default: the shipped
                     model) and report accuracy, precision, recall, F1, ROC-AUC and TPR/FPR at the
                     model's threshold, overall, per family and per source, plus a length-matched
-                    subset (attacks and benign prompts of similar token counts).
+                    subset (attacks and benign prompts of similar token counts). A file of
+                    {"text":…,"label":"benign"|"adversarial"} lines is scored whole: a record
+                    without "split" counts as test, without "family" its label names the family.
       --mode lofo   leave-one-family-out: for every attack family F, train without F (and without
                     the test split), then score F and the benign test records at the retrained
                     model's own calibrated threshold. Trains one model per family and preset.

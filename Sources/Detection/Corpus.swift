@@ -52,15 +52,17 @@ public struct CorpusRecord: Sendable, Equatable, Codable {
     case text, label, family, source, group, split
   }
 
-  /// Decodes a record; `group` defaults to empty and `source` to the family.
+  /// Decodes a record. Only `text` and `label` are required, so that an operator's own labelled
+  /// prompts can be scored as they are: `family` defaults to the label (`adversarial`, `benign`),
+  /// `source` to the family, `group` to empty and `split` to `test`.
   public init(from decoder: any Decoder) throws {
     let container = try decoder.container(keyedBy: CodingKeys.self)
     text = try container.decode(String.self, forKey: .text)
     label = try container.decode(Label.self, forKey: .label)
-    family = try container.decode(String.self, forKey: .family)
+    family = try container.decodeIfPresent(String.self, forKey: .family) ?? label.rawValue
     source = try container.decodeIfPresent(String.self, forKey: .source) ?? family
     group = try container.decodeIfPresent(String.self, forKey: .group) ?? ""
-    split = try container.decode(Split.self, forKey: .split)
+    split = try container.decodeIfPresent(Split.self, forKey: .split) ?? .test
   }
 }
 

@@ -70,7 +70,10 @@ public enum DetectorTraining {
     func isPositive(_ index: Int) -> Bool { records[index].label != .benign }
     let trainBenign = train.filter { !isPositive($0) }
     guard !trainBenign.isEmpty, train.contains(where: isPositive) else {
-      throw DetectionError(.invalidInput, "the training split needs benign and attack records")
+      throw DetectionError(
+        .invalidInput,
+        "the training split needs benign and attack records (records without a \"split\" field count as test)"
+      )
     }
     // Validation: benign records of half the groups calibrate the threshold; the rest stop early.
     let calibration = validation.filter { !isPositive($0) && groupHash(records[$0]) % 2 == 0 }
