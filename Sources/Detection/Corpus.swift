@@ -130,7 +130,13 @@ public struct Corpus: Sendable {
     case DecodingError.keyNotFound(let key, _): return "missing field '\(key.stringValue)'"
     case DecodingError.dataCorrupted(let context):
       let path = context.codingPath.map(\.stringValue).joined(separator: ".")
-      return path.isEmpty ? "invalid JSON" : "invalid value for '\(path)'"
+      let allowed =
+        switch path {
+        case "label": " (benign, adversarial or harmful)"
+        case "split": " (train, validation or test)"
+        default: ""
+        }
+      return path.isEmpty ? "invalid JSON" : "invalid value for '\(path)'\(allowed)"
     case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
       return "wrong type for '\(context.codingPath.map(\.stringValue).joined(separator: "."))'"
     default: return "\(error)"

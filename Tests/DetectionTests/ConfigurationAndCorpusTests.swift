@@ -132,6 +132,7 @@ final class ConfigurationAndCorpusTests: XCTestCase {
     XCTAssertThrowsError(try Corpus(contentsOf: [url])) { error in
       XCTAssertEqual((error as? DetectionError)?.code, .invalidInput)
       XCTAssertTrue((error as? DetectionError)?.message.contains("bad.jsonl:3") ?? false, "\(error)")
+      XCTAssertTrue("\(error)".contains("(benign, adversarial or harmful)"), "\(error)")
     }
     XCTAssertThrowsError(try Corpus(contentsOf: [directory.appendingPathComponent("missing.jsonl")])) {
       error in
