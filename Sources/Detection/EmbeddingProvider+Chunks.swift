@@ -6,19 +6,32 @@ extension EmbeddingProvider {
   /// `[CLS] chunk [SEP]` id sequence per chunk, in order; empty when the prompt has at most
   /// `chunking.length` word pieces. Chunks never exceed the encoder's window.
   ///
+  /// A prompt with a word too long for WordPiece (which would read it as one `[UNK]`) is also
+  /// read respaced (`WordPieceTokenizer.respacingLongWords`): the respaced text, whole when it
+  /// fits one chunk, else in chunks, follows with start `−1 − s` for a chunk starting at piece
+  /// `s` of the respaced text (so its cache keys differ from the prompt's own chunks).
+  ///
   /// - Returns: The chunks' start (in word pieces) and ids.
   func chunkInputs(_ text: String, chunking: DetectorConfiguration.Chunking) -> [(start: Int, ids: [Int])] {
-    let pieces = encoder.tokenizer.pieceIDs(for: text)
     var settings = chunking
     settings.length = min(chunking.length, encoder.piecesPerWindow)
     settings.stride = min(chunking.stride, settings.length)
-    return settings.starts(pieces: pieces.count).map { start in
-      (
-        start,
-        [encoder.tokenizer.classifierID] + pieces[start..<(start + settings.length)]
-          + [encoder.tokenizer.separatorID]
-      )
+    let tokenizer = encoder.tokenizer
+    func cut(_ pieces: [Int], starts: [Int]) -> [(start: Int, ids: [Int])] {
+      starts.map { start in
+        let end = min(start + settings.length, pieces.count)
+        return (start, [tokenizer.classifierID] + pieces[start..<end] + [tokenizer.separatorID])
+      }
     }
+    let pieces = tokenizer.pieceIDs(for: text)
+    var inputs = cut(pieces, starts: settings.starts(pieces: pieces.count))
+    if let respaced = tokenizer.respacingLongWords(text) {
+      let respacedPieces = tokenizer.pieceIDs(for: respaced)
+      let starts =
+        respacedPieces.count > settings.length ? settings.starts(pieces: respacedPieces.count) : [0]
+      inputs += cut(respacedPieces, starts: starts).map { (-1 - $0.start, $0.ids) }
+    }
+    return inputs
   }
 
   /// The cache key of one chunk: the prompt with a prefix naming the chunk, a string no prompt

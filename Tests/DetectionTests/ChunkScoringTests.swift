@@ -52,6 +52,24 @@ final class ChunkScoringTests: XCTestCase {
     }
   }
 
+  func testAWordTooLongForWordPieceIsAlsoReadRespaced() throws {
+    let encoder = try DetectionFixture.encoder()
+    let provider = EmbeddingProvider(encoder: encoder, cache: nil, maxWindows: 1)
+    let chunking = DetectorConfiguration.Chunking()
+    let word = String(repeating: "HelpMeRead", count: 12)  // 120 scalars: one [UNK]
+    let text = "please " + word
+    XCTAssertTrue(encoder.tokenizer.pieceIDs(for: text).contains(encoder.tokenizer.unknownID))
+    let respaced = try XCTUnwrap(encoder.tokenizer.respacingLongWords(text))
+    let chunks = try provider.embedChunks([text, "please help me read"], chunking: chunking)
+    // A short prompt has no chunks of its own; the respaced reading is its one extra chunk,
+    // encoded alone.
+    XCTAssertEqual(chunks.map(\.count), [1, 0])
+    let alone = try encoder.embed(windows: [[encoder.tokenizer.encode(respaced)]])[0]
+    XCTAssertEqual(chunks[0][0].ids, encoder.tokenizer.encode(respaced))
+    XCTAssertLessThanOrEqual(maxAbsoluteDifference(chunks[0][0].hidden.storage, alone.hidden.storage), 1e-5)
+    XCTAssertGreaterThan(chunks[0][0].ids.count, 12, "the words, not one [UNK]")
+  }
+
   func testChunkEmbeddingsAreTheChunksEncodedAloneAndCached() throws {
     let directory = try DetectionFixture.temporaryDirectory()
     defer { try? FileManager.default.removeItem(at: directory) }
