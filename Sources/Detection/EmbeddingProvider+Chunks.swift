@@ -6,10 +6,12 @@ extension EmbeddingProvider {
   /// `[CLS] chunk [SEP]` id sequence per chunk, in order; empty when the prompt has at most
   /// `chunking.length` word pieces. Chunks never exceed the encoder's window.
   ///
-  /// A prompt with a word too long for WordPiece (which would read it as one `[UNK]`) is also
-  /// read respaced (`WordPieceTokenizer.respacingLongWords`): the respaced text, whole when it
-  /// fits one chunk, else in chunks, follows with start `−1 − s` for a chunk starting at piece
-  /// `s` of the respaced text (so its cache keys differ from the prompt's own chunks).
+  /// A prompt that a language model reads differently from this tokenizer (full-width or other
+  /// compatibility characters, look-alike Cyrillic or Greek letters in Latin words, a word too
+  /// long for WordPiece, which reads it as one `[UNK]`) is also read as a reader would
+  /// (`WordPieceTokenizer.alternateReading`): that text, whole when it fits one chunk, else in
+  /// chunks, follows with start `−1 − s` for a chunk starting at its piece `s` (so its cache keys
+  /// differ from the prompt's own chunks).
   ///
   /// - Returns: The chunks' start (in word pieces) and ids.
   func chunkInputs(_ text: String, chunking: DetectorConfiguration.Chunking) -> [(start: Int, ids: [Int])] {
@@ -25,7 +27,7 @@ extension EmbeddingProvider {
     }
     let pieces = tokenizer.pieceIDs(for: text)
     var inputs = cut(pieces, starts: settings.starts(pieces: pieces.count))
-    if let respaced = tokenizer.respacingLongWords(text) {
+    if let respaced = tokenizer.alternateReading(text) {
       let respacedPieces = tokenizer.pieceIDs(for: respaced)
       let starts =
         respacedPieces.count > settings.length ? settings.starts(pieces: respacedPieces.count) : [0]
