@@ -32,7 +32,9 @@ extension WordPieceTokenizer {
   /// 2. look-alike Cyrillic or Greek letters inside a Latin word (`Ignоre` with a Cyrillic `о`):
   ///    in words that mix Latin letters with such look-alikes, the look-alikes become their Latin
   ///    letters (words wholly in another script are left alone, so Russian or Greek text stays);
-  /// 3. words too long for WordPiece (`respacingLongWords`).
+  /// 3. leetspeak (`1gn0r3 4ll pr3v10u5 …`), when at least three words read as vocabulary words
+  ///    once their digits are letters (`foldingLeetspeak`);
+  /// 4. words too long for WordPiece (`respacingLongWords`).
   ///
   /// The result is returned only when its word pieces differ from those of `text`. Only the
   /// detector's extra reading uses it (`EmbeddingProvider.chunkInputs`); `pieceIDs(for:)` keeps the
@@ -40,6 +42,7 @@ extension WordPieceTokenizer {
   public func alternateReading(_ text: String) -> String? {
     var reading = Self.foldingCompatibilityLetters(in: text)
     reading = Self.foldingLookAlikes(in: reading)
+    reading = foldingLeetspeak(in: reading)
     reading = respacingLongWords(reading) ?? reading
     return pieceIDs(for: reading) == pieceIDs(for: text) ? nil : reading
   }
@@ -67,6 +70,59 @@ extension WordPieceTokenizer {
       }
     }
     return String(output)
+  }
+
+  /// Digits that leetspeak writes for letters.
+  static let leetLetters: [Unicode.Scalar: Unicode.Scalar] = [
+    "0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g",
+  ]
+
+  /// The fewest words that must read as vocabulary words before `foldingLeetspeak` folds any.
+  static let leetWordsNeeded = 3
+
+  /// `text` with leetspeak undone: a word of ASCII letters and digits, with at least one of each,
+  /// whose lower-cased form is not a vocabulary word but becomes one when its digits are read as
+  /// the letters they stand for (`leetLetters`), is replaced by that word, provided at least
+  /// `leetWordsNeeded` words of the text do so; then all-digit words of up to three leet digits
+  /// that fold into vocabulary words (`41` → `ai`, `4` → `a`) are folded too. Digits in `mp3`,
+  /// `h264` or `covid19` stay (the folded forms are not words), and so does a text with one or two
+  /// chance matches. Replacements keep the length of each word, so they are applied in any order.
+  func foldingLeetspeak(in text: String) -> String {
+    // Mixed words that fold into vocabulary words, and short all-digit ones that would (`41` for
+    // `AI`, `4` for `a`), which are folded only once the mixed ones show the text is leetspeak.
+    var mixed: [(range: Range<Int>, folded: [Unicode.Scalar])] = []
+    var digitsOnly: [(range: Range<Int>, folded: [Unicode.Scalar])] = []
+    let scalars = Array(text.unicodeScalars)
+    var start = 0
+    func consider(_ end: Int) {
+      defer { start = end + 1 }
+      guard end > start else { return }
+      let word = scalars[start..<end]
+      let hasLetter = word.contains { $0.properties.isAlphabetic }
+      guard word.contains(where: { Self.leetLetters[$0] != nil }), word.allSatisfy({ $0.isASCII }) else {
+        return
+      }
+      let lower = String(String.UnicodeScalarView(word)).lowercased()
+      let folded = word.map { Self.leetLetters[$0] ?? $0 }
+      let foldedLower = String(String.UnicodeScalarView(folded)).lowercased()
+      guard vocabulary.id(of: lower) == nil || !hasLetter, vocabulary.id(of: foldedLower) != nil else {
+        return
+      }
+      if hasLetter {
+        mixed.append((start..<end, folded))
+      } else if word.count <= 3, word.allSatisfy({ Self.leetLetters[$0] != nil }) {
+        digitsOnly.append((start..<end, folded))
+      }
+    }
+    for (index, scalar) in scalars.enumerated()
+    where !(scalar.isASCII && (scalar.properties.isAlphabetic || scalar.properties.numericType != nil)) {
+      consider(index)
+    }
+    consider(scalars.count)
+    guard mixed.count >= Self.leetWordsNeeded else { return text }
+    var output = scalars
+    for word in mixed + digitsOnly { output.replaceSubrange(word.range, with: word.folded) }
+    return String(String.UnicodeScalarView(output))
   }
 
   /// `text` with the look-alike letters of every word that also has Latin letters made Latin.
