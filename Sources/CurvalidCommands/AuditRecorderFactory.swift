@@ -10,13 +10,12 @@ enum AuditRecorderFactory {
   ///   - path: The SQLite file.
   ///   - durable: Reply only after the row's transaction committed (`true`), or queue and reply.
   ///   - storePromptText: Keep prompt text in the log (default off: only its SHA-256).
-  ///   - keyFile: The file holding the chain's key (`AuditChainKey`), or `nil` for the unkeyed chain.
+  ///   - key: The chain's key, or `nil` for the unkeyed chain.
   /// - Throws: `CommandError.failure` with the audit log's one-line reason.
-  static func open(path: String, durable: Bool, storePromptText: Bool, keyFile: String? = nil)
+  static func open(path: String, durable: Bool, storePromptText: Bool, key: AuditChainKey? = nil)
     throws(CommandError) -> any DecisionRecorder
   {
     do {
-      let key = try keyFile.map { file throws(AuditLogError) in try AuditChainKey(contentsOfFile: file) }
       let log = try AuditLog(
         configuration: AuditLogConfiguration(
           path: path, durability: durable ? .durable : .async, storePromptText: storePromptText,

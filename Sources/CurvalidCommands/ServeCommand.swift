@@ -98,7 +98,7 @@ enum ServeCommand {
       recorder = try AuditRecorderFactory.open(
         path: audit, durable: settings.auditMode == .durable,
         storePromptText: settings.server.storePromptText,
-        keyFile: settings.auditKeyFile)
+        key: settings.auditKey)
     } else {
       printError("curvalid: warning: no --audit database: decisions are not audited")
     }

@@ -32,6 +32,8 @@ struct ServeConfiguration: Equatable {
   var auditMode = AuditMode.durable
   /// The file holding the audit chain's key (`nil`: the unkeyed SHA-256 chain).
   var auditKeyFile: String?
+  /// The key read from `auditKeyFile` with the configuration.
+  var auditKey: AuditChainKey?
   /// Where the admin token is read from.
   var adminTokenFile: String?
   /// The config file that was read, if any.
@@ -149,7 +151,7 @@ struct ServeConfiguration: Equatable {
     if let auditKeyFile {
       // Read now, so that --check-config and a bad deployment fail before anything listens.
       do {
-        _ = try AuditChainKey(contentsOfFile: auditKeyFile)
+        auditKey = try AuditChainKey(contentsOfFile: auditKeyFile)
       } catch {
         throw error.code == .open ? .failure(error.message) : .usage(error.message)
       }

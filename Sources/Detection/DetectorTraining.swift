@@ -132,17 +132,12 @@ public enum DetectorTraining {
     for index in blocks.indices {
       guard var supervised = blocks[index] as? any SupervisedFeatureBlock else { continue }
       let isFused = separateStream && configuration.features[index] == configuration.classifier.fuse
-      let families = train.map { records[$0].family }
-      let groups = train.map { records[$0].group.isEmpty ? records[$0].text : records[$0].group }
-      if isFused {
-        try supervised.train(
-          indices: train, isAttack: train.map(isPositive), families: families, groups: groups, load: load,
-          random: &ownRandom, progress: progress)
-      } else {
-        try supervised.train(
-          indices: train, isAttack: train.map(isPositive), families: families, groups: groups, load: load,
-          random: &random, progress: progress)
-      }
+      if isFused { swap(&random, &ownRandom) }
+      try supervised.train(
+        indices: train, isAttack: train.map(isPositive), families: train.map { records[$0].family },
+        groups: train.map { records[$0].group.isEmpty ? records[$0].text : records[$0].group }, load: load,
+        random: &random, progress: progress)
+      if isFused { swap(&random, &ownRandom) }
       blocks[index] = supervised
     }
     let unfitted = ScoringModel(

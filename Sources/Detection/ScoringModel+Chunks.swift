@@ -51,18 +51,15 @@ extension ScoringModel {
     return result
   }
 
-  /// `log(p / (1 − p))`, with `p` clamped to `[1e-7, 1 − 1e-7]` so that it stays finite.
-  private static func logit(_ p: Float) -> Float { ScoreFusion.logit(p) }
-
   /// A chunk score on the whole-prompt scale: `σ(logit(c) + shift)` (`chunkShift`), or `c`.
   package static func shifted(_ chunkScore: Float, by shift: Float?) -> Float {
     guard let shift else { return chunkScore }
-    return 1 / (1 + exp(-(logit(chunkScore) + shift)))
+    return 1 / (1 + exp(-(ScoreFusion.logit(chunkScore) + shift)))
   }
 
   /// The logit shift that maps the chunk threshold `chunkThreshold` onto `threshold`.
   package static func shift(mapping chunkThreshold: Float, onto threshold: Float) -> Float {
-    logit(threshold) - logit(chunkThreshold)
+    ScoreFusion.logit(threshold) - ScoreFusion.logit(chunkThreshold)
   }
 
   /// Whole-prompt evaluations with their chunk scores folded in: the chunk score is put on the

@@ -44,6 +44,8 @@ extension WordPieceTokenizer {
     reading = Self.foldingLookAlikes(in: reading)
     reading = foldingLeetspeak(in: reading)
     reading = respacingLongWords(reading) ?? reading
+    // Most prompts come back unchanged: no tokenization then.
+    guard reading != text else { return nil }
     return pieceIDs(for: reading) == pieceIDs(for: text) ? nil : reading
   }
 
@@ -127,6 +129,7 @@ extension WordPieceTokenizer {
 
   /// `text` with the look-alike letters of every word that also has Latin letters made Latin.
   static func foldingLookAlikes(in text: String) -> String {
+    guard text.unicodeScalars.contains(where: { latinLookAlikes[$0] != nil }) else { return text }
     var output = String.UnicodeScalarView()
     var word: [Unicode.Scalar] = []
     func flush() {
