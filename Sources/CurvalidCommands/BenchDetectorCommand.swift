@@ -161,7 +161,7 @@ enum BenchDetectorCommand {
         let start = now()
         let embedded = try detector.embed([text])
         let middle = now()
-        _ = try detector.decide(embedded, chunkScores: nil, explain: false, stages: stages)
+        _ = try detector.decide(embedded, parts: nil, explain: false, stages: stages)
         let end = now()
         _ = detector.score([text], explain: false)
         whole.append(now() - end)

@@ -96,7 +96,9 @@ enum ModelCommand {
         "\"chunking\":"
           + (bundle.configuration.chunking.map {
             "{\"length\":\($0.length),\"stride\":\($0.stride),\"calibration\":\(JSONText.string($0.calibration)),"
-              + "\"shift\":\(bundle.model.chunkShift.map(JSONText.number) ?? "null")}"
+              + "\"shift\":\(bundle.model.chunkShift.map(JSONText.number) ?? "null"),"
+              + "\"segments\":\($0.segments),\"segment_shift\":"
+              + "\(bundle.model.segmentShift.map(JSONText.number) ?? "null")}"
           } ?? "null"),
         "\"evaluation\":{"
           + evaluation.map { "\(JSONText.string($0.key)):\(JSONText.number($0.value))" }.joined(
@@ -145,6 +147,15 @@ enum ModelCommand {
           "score: the larger of the whole prompt's and its chunks' scores (chunks of \(chunking.length) word "
           + "pieces every \(chunking.stride), each encoded alone; calibration \(chunking.calibration)"
           + (bundle.model.chunkShift.map { String(format: ", chunk logit shift %.4f", $0) } ?? "") + ")\n"
+        if chunking.segments, let shift = bundle.model.segmentShift {
+          let budget = chunking.segmentFalsePositiveRate ?? bundle.configuration.targetFalsePositiveRate / 4
+          text += String(
+            format:
+              "score: also each line and sentence of a prompt with several, encoded alone (at most %d), "
+              + "above its own threshold %.4f (%.2f%% of the benign training and calibration prompts; "
+              + "segment logit shift %.4f)\n",
+            chunking.maxSegments, ScoringModel.shifted(bundle.threshold, by: -shift), budget * 100, shift)
+        }
       }
       text += "training counts:\n"
       let width = counts.map(\.key.count).max() ?? 0

@@ -87,8 +87,8 @@ public final class Detector: PromptScoring {
     let decisions: [Decision]
     do {
       let texts = valid.map { prompts[$0] }
-      let chunkScores = try bundle.model.chunkScores(texts, embeddings: embeddings)
-      decisions = try decide(embed(texts), chunkScores: chunkScores, explain: explain, stages: nil)
+      let parts = try bundle.model.partScores(texts, embeddings: embeddings)
+      decisions = try decide(embed(texts), parts: parts, explain: explain, stages: nil)
     } catch {
       for index in valid { results[index] = .failure(error) }
       return results
@@ -103,8 +103,9 @@ public final class Detector: PromptScoring {
   /// For a model without chunk scoring, `score` is `decide(embed(prompts), explain:)` for
   /// non-empty prompts; the two halves are separate so that `curvalid bench detector` can time
   /// them apart (issue 6: the part after the encoder must add at most 20% to the encoder's time).
-  /// With chunk scoring, `score` also encodes and scores each chunk of a longer prompt
-  /// (`ScoringModel.chunkScores(_:embeddings:)`), which neither half includes.
+  /// With chunk scoring, `score` also encodes and scores each chunk of a longer prompt and each
+  /// segment of one with several (`ScoringModel.partScores(_:embeddings:)`), which neither half
+  /// includes.
   ///
   /// - Throws: `DetectionError(.internalError)` when the encoder fails.
   public func embed(_ prompts: [String]) throws(DetectionError) -> [PromptEmbedding] {
@@ -120,16 +121,16 @@ public final class Detector: PromptScoring {
   /// - Returns: One decision per prompt, in order.
   /// - Throws: `DetectionError` when a block fails or the stored networks are malformed.
   public func decide(_ embedded: [PromptEmbedding], explain: Bool) throws(DetectionError) -> [Decision] {
-    try decide(embedded, chunkScores: nil, explain: explain, stages: nil)
+    try decide(embedded, parts: nil, explain: explain, stages: nil)
   }
 
-  /// `decide(_:explain:)` with the prompts' chunk scores folded in (`ScoringModel.merging`) when
+  /// `decide(_:explain:)` with the prompts' chunk and segment scores folded in (`ScoringModel.merging`) when
   /// given, timing the model's stages into `stages` (see `ScoringModel.evaluate(_:explain:stages:)`).
   package func decide(
-    _ embedded: [PromptEmbedding], chunkScores: [Float?]?, explain: Bool, stages: StageClock?
+    _ embedded: [PromptEmbedding], parts: [ScoringModel.PartScores]?, explain: Bool, stages: StageClock?
   ) throws(DetectionError) -> [Decision] {
     var evaluations = try bundle.model.evaluate(embedded, explain: explain, stages: stages)
-    if let chunkScores { evaluations = bundle.model.merging(evaluations, chunkScores: chunkScores) }
+    if let parts { evaluations = bundle.model.merging(evaluations, parts: parts) }
     return zip(embedded, evaluations).map { embedding, evaluation in
       var explanation: Decision.Explanation?
       if explain {

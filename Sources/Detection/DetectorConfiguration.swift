@@ -223,12 +223,40 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
     /// score of every benign training and calibration prompt that has chunks; chunk scores are
     /// then mapped by `σ(logit(c) + logit(t) − logit(t_c))`, so `t_c` lands on `t`).
     public var calibration: String = "joint"
+    /// Whether each line and sentence of a prompt with several (`PromptSegments`) is also encoded
+    /// and scored on its own, so that an instruction appended to an ordinary task is read as
+    /// what it is. Segment scores have their own threshold `t_s`: the largest segment score of
+    /// the benign training and calibration prompts (a prompt without segments counts 0) exceeds
+    /// it for at most `segmentFalsePositiveRate` of them, and it is never below the whole-prompt
+    /// threshold `t`; they are mapped by `σ(logit(s) + logit(t) − logit(t_s))` like chunk scores
+    /// under `separate`.
+    public var segments: Bool = false
+    /// At most this many segments per prompt (the first ones; chunks still read the rest).
+    public var maxSegments: Int = 64
+    /// The benign false-positive budget of segment scores (absent: a quarter of the target).
+    public var segmentFalsePositiveRate: Double?
 
     /// The default settings.
     public init() {}
 
     enum CodingKeys: String, CodingKey {
-      case length, stride, benignChunksInTraining, calibration
+      case length, stride, benignChunksInTraining, calibration, segments, maxSegments
+      case segmentFalsePositiveRate
+    }
+
+    /// Encodes the settings; the segment fields are written only when they differ from their
+    /// defaults, so a configuration without segments keeps its stored JSON (and a retrained
+    /// bundle its bytes).
+    public func encode(to encoder: any Encoder) throws {
+      var container = encoder.container(keyedBy: CodingKeys.self)
+      try container.encode(length, forKey: .length)
+      try container.encode(stride, forKey: .stride)
+      try container.encode(benignChunksInTraining, forKey: .benignChunksInTraining)
+      try container.encode(calibration, forKey: .calibration)
+      let everyField = encoder.userInfo[DetectorConfiguration.everyFieldKey] as? Bool == true
+      if everyField || segments { try container.encode(segments, forKey: .segments) }
+      if everyField || maxSegments != 64 { try container.encode(maxSegments, forKey: .maxSegments) }
+      try container.encodeIfPresent(segmentFalsePositiveRate, forKey: .segmentFalsePositiveRate)
     }
 
     /// Decodes stored settings; a missing field takes its default.
@@ -241,6 +269,9 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
         try container.decodeIfPresent(Bool.self, forKey: .benignChunksInTraining)
         ?? defaults.benignChunksInTraining
       calibration = try container.decodeIfPresent(String.self, forKey: .calibration) ?? defaults.calibration
+      segments = try container.decodeIfPresent(Bool.self, forKey: .segments) ?? defaults.segments
+      maxSegments = try container.decodeIfPresent(Int.self, forKey: .maxSegments) ?? defaults.maxSegments
+      segmentFalsePositiveRate = try container.decodeIfPresent(Double.self, forKey: .segmentFalsePositiveRate)
     }
 
     /// Where the chunks of a prompt of `pieces` word pieces start: `0, stride, 2·stride, …` while
@@ -467,6 +498,7 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
   /// Optional fields, which stored JSON leaves out while they are `nil`: overrides may still set them.
   static let optionalKeys: Set<String> = [
     "classifier.fuse", "classifier.fuseRule", "classifier.fuseFalsePositiveRate",
+    "chunking.segmentFalsePositiveRate",
   ]
 
   /// Optional sections that an override of one of their fields creates with default settings.
@@ -576,6 +608,14 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
         chunking.stride >= 1 && chunking.stride <= chunking.length, "chunking.stride must lie in 1…length")
       try require(
         ["joint", "separate"].contains(chunking.calibration), "chunking.calibration: joint or separate")
+      try require(
+        chunking.maxSegments >= 2 && chunking.maxSegments <= 1024, "chunking.maxSegments must lie in 2…1024")
+      if let rate = chunking.segmentFalsePositiveRate {
+        try require(rate > 0 && rate < 1, "chunking.segmentFalsePositiveRate in (0, 1)")
+      }
+      try require(
+        !chunking.segments || chunking.calibration == "separate",
+        "chunking.segments needs chunking.calibration=separate")
     }
     if let cnn = supervisedCNN {
       try require(

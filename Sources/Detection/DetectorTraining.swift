@@ -258,11 +258,11 @@ public enum DetectorTraining {
     } else {
       calibrationScores = ScoringModel.probabilities(calibrationInput, classifier: classifierNetwork)
     }
-    func makeModel(chunkShift: Float?) -> ScoringModel {
+    func makeModel(chunkShift: Float?, segmentShift: Float? = nil) -> ScoringModel {
       ScoringModel(
         configuration: configuration, hiddenSize: hiddenSize, featureNetwork: featureNetwork, blocks: blocks,
         featureMean: mean, featureDeviation: deviation, classifier: classifier, fusion: fusion,
-        tunedLayers: tuned?.layers ?? [], chunkShift: chunkShift)
+        tunedLayers: tuned?.layers ?? [], chunkShift: chunkShift, segmentShift: segmentShift)
     }
     var model = makeModel(chunkShift: nil)
     // With chunk scoring, a calibration prompt scores as the model will decide it: `joint`, the
@@ -277,7 +277,8 @@ public enum DetectorTraining {
       } else {
         threshold = try calibrate(calibrationScores)
       }
-      let trainChunks = try model.chunkScores(trainBenign.map { records[$0].text }, embeddings: rowsProvider)
+      let benignTexts = trainBenign.map { records[$0].text }
+      let trainChunks = try model.chunkScores(benignTexts, embeddings: rowsProvider)
       let pool = (calibrationChunks + trainChunks).compactMap { $0 }
       // Without a benign prompt that has chunks there is nothing to calibrate on: chunk scores
       // then count as they are (shift 0), and the bundle says so.
@@ -287,7 +288,23 @@ public enum DetectorTraining {
         progress?.note("chunk threshold \(chunkThreshold) from \(pool.count) benign prompts with chunks")
         shift = ScoringModel.shift(mapping: chunkThreshold, onto: threshold)
       }
-      model = makeModel(chunkShift: shift)
+      var segmentShift: Float?
+      if let chunking = configuration.chunking, chunking.segments {
+        // Every benign prompt counts; one without segments can never be flagged by them (0).
+        let segmentPool = try model.segmentScores(
+          calibration.map { records[$0].text } + benignTexts, embeddings: rowsProvider)
+        let budget = chunking.segmentFalsePositiveRate ?? configuration.targetFalsePositiveRate / 4
+        // Never below the whole-prompt threshold: a segment counts at most as much as a prompt
+        // with its score (and a pool without segments, all 0, cannot turn every segment into a
+        // rejection).
+        let segmentThreshold = max(
+          try calibrate(segmentPool.map { $0 ?? 0 }, targetFalsePositiveRate: budget), threshold)
+        progress?.note(
+          "segment threshold \(segmentThreshold) at \(budget) of \(segmentPool.count) benign prompts "
+            + "(\(segmentPool.compactMap { $0 }.count) with segments)")
+        segmentShift = ScoringModel.shift(mapping: segmentThreshold, onto: threshold)
+      }
+      model = makeModel(chunkShift: shift, segmentShift: segmentShift)
     } else if let separateThreshold, configuration.chunking == nil {
       threshold = separateThreshold
     } else {

@@ -36,9 +36,35 @@ extension EmbeddingProvider {
     return inputs
   }
 
+  /// The encoder inputs of a prompt's segments (`DetectorConfiguration.Chunking.segments`,
+  /// `PromptSegments`): one `[CLS] segment [SEP]` id sequence per segment, in order, each cut to
+  /// `chunking.length` word pieces; empty when the prompt has fewer than two segments or the
+  /// settings do not ask for them.
+  ///
+  /// - Returns: The segments' index (their `start`) and ids.
+  package func segmentInputs(_ text: String, chunking: DetectorConfiguration.Chunking) -> [(
+    start: Int, ids: [Int]
+  )] {
+    guard chunking.segments else { return [] }
+    let length = min(chunking.length, encoder.piecesPerWindow)
+    let tokenizer = encoder.tokenizer
+    var inputs: [(start: Int, ids: [Int])] = []
+    for (index, segment) in PromptSegments.segments(of: text, limit: chunking.maxSegments).enumerated() {
+      let pieces = tokenizer.pieceIDs(for: segment).prefix(length)
+      guard !pieces.isEmpty else { continue }
+      inputs.append((index, [tokenizer.classifierID] + pieces + [tokenizer.separatorID]))
+    }
+    return inputs.count >= 2 ? inputs : []
+  }
+
+  /// The cache key of one segment, as `chunkKey` with its own prefix.
+  package static func segmentKey(_ text: String, start: Int, length: Int) -> String {
+    "\u{1}curvalid-segment \(start)+\(length)\u{1}" + text
+  }
+
   /// The cache key of one chunk: the prompt with a prefix naming the chunk, a string no prompt
   /// of the corpus starts with (its digest names the cache entry).
-  static func chunkKey(_ text: String, start: Int, length: Int) -> String {
+  package static func chunkKey(_ text: String, start: Int, length: Int) -> String {
     "\u{1}curvalid-chunk \(start)+\(length)\u{1}" + text
   }
 
@@ -58,15 +84,17 @@ extension EmbeddingProvider {
   }
 
   /// `embedChunks(_:chunking:)` for chunks already cut (`chunkInputs(_:chunking:)`, one list per text).
-  func embedChunks(_ texts: [String], inputs chunkLists: [[(start: Int, ids: [Int])]]) throws(DetectionError)
-    -> [[PromptEmbedding]]
-  {
+  /// `cacheKey` names a part's cache entry (`chunkKey`, or `segmentKey` for segments).
+  package func embedChunks(
+    _ texts: [String], inputs chunkLists: [[(start: Int, ids: [Int])]],
+    cacheKey: (String, Int, Int) -> String = Self.chunkKey
+  ) throws(DetectionError) -> [[PromptEmbedding]] {
     var results: [[PromptEmbedding?]] = []
     var missing: [(text: Int, chunk: Int, key: String, ids: [Int])] = []
     for (index, (text, inputs)) in zip(texts, chunkLists).enumerated() {
       var row = [PromptEmbedding?](repeating: nil, count: inputs.count)
       for (slot, input) in inputs.enumerated() {
-        let key = Self.chunkKey(text, start: input.start, length: input.ids.count - 2)
+        let key = cacheKey(text, input.start, input.ids.count - 2)
         if var hit = cache?.load(text: key, maxWindows: 1) {
           hit.lexicon = encoder.model
           row[slot] = hit

@@ -93,6 +93,7 @@ public struct ModelBundle: Sendable {
     for tensor in model.classifier.tensors { add(tensor.name, tensor.shape, tensor.values) }
     if let fusion = model.fusion { add("fusion.statistics", [4], fusion.values) }
     if let shift = model.chunkShift { add("chunking.shift", [1], [shift]) }
+    if let shift = model.segmentShift { add("chunking.segment_shift", [1], [shift]) }
     for (index, layer) in model.tunedLayers.enumerated() {
       for (name, shape, values) in layer.namedTensors(hiddenSize: model.hiddenSize) {
         add("encoder_tuned.\(index).\(name)", shape, values)
@@ -242,6 +243,14 @@ public struct ModelBundle: Sendable {
       }
       chunkShift = stored[0]
     }
+    var segmentShift: Float?
+    if configuration.chunking?.segments == true {
+      let stored = try tensor("chunking.segment_shift").values
+      guard stored.count == 1, stored[0].isFinite else {
+        throw DetectionError(.invalidBundle, "model bundle \(path): malformed chunking.segment_shift")
+      }
+      segmentShift = stored[0]
+    }
     var tunedLayers: [BertLayerWeights] = []
     for index in 0..<(configuration.encoderTuning?.layers ?? 0) {
       do {
@@ -257,7 +266,7 @@ public struct ModelBundle: Sendable {
     let model = ScoringModel(
       configuration: configuration, hiddenSize: hiddenSize, featureNetwork: featureNetwork, blocks: blocks,
       featureMean: mean, featureDeviation: deviation, classifier: classifier, fusion: fusion,
-      tunedLayers: tunedLayers, chunkShift: chunkShift)
+      tunedLayers: tunedLayers, chunkShift: chunkShift, segmentShift: segmentShift)
     return ModelBundle(
       model: model, threshold: threshold, encoderName: metadata["encoder_name"] ?? "",
       encoderSHA256: bundleEncoder,

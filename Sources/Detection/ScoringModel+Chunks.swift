@@ -8,6 +8,23 @@ extension ScoringModel {
   /// Chunk embeddings scored per model call (bounds memory: about 256 × 130 × hidden floats).
   static let chunksPerCall = 256
 
+  /// The wire name of the largest segment score (a reply feature when the prompt has segments).
+  public static let segmentScoreName = "segment_score"
+
+  /// The largest raw scores over the parts of one prompt that are encoded on their own.
+  public struct PartScores: Sendable, Equatable {
+    /// The largest chunk score (`nil`: the prompt has no chunks, or the model no chunking).
+    public var chunk: Float?
+    /// The largest segment score (`nil`: fewer than two segments, or the model reads none).
+    public var segment: Float?
+
+    /// Part scores.
+    public init(chunk: Float? = nil, segment: Float? = nil) {
+      self.chunk = chunk
+      self.segment = segment
+    }
+  }
+
   /// The largest score over the chunks of each text (`configuration.chunking`).
   ///
   /// - Parameters:
@@ -18,23 +35,58 @@ extension ScoringModel {
   /// - Throws: `DetectionError` from the encoder, the cache or the model.
   public func chunkScores(_ texts: [String], embeddings: EmbeddingProvider) throws(DetectionError) -> [Float?]
   {
+    guard let chunking = configuration.chunking else { return Array(repeating: nil, count: texts.count) }
+    return try largestScores(texts, embeddings: embeddings, cacheKey: EmbeddingProvider.chunkKey) {
+      embeddings.chunkInputs($0, chunking: chunking)
+    }
+  }
+
+  /// The largest score over the segments of each text (`Chunking.segments`).
+  ///
+  /// - Returns: Per text, the largest segment score, or `nil` when the model reads no segments or
+  ///   the text has fewer than two.
+  /// - Throws: `DetectionError` from the encoder, the cache or the model.
+  public func segmentScores(_ texts: [String], embeddings: EmbeddingProvider) throws(DetectionError)
+    -> [Float?]
+  {
+    guard let chunking = configuration.chunking, chunking.segments else {
+      return Array(repeating: nil, count: texts.count)
+    }
+    return try largestScores(texts, embeddings: embeddings, cacheKey: EmbeddingProvider.segmentKey) {
+      embeddings.segmentInputs($0, chunking: chunking)
+    }
+  }
+
+  /// Chunk and segment scores of each text (`chunkScores`, `segmentScores`).
+  public func partScores(_ texts: [String], embeddings: EmbeddingProvider) throws(DetectionError)
+    -> [PartScores]
+  {
+    let chunks = try chunkScores(texts, embeddings: embeddings)
+    let segments = try segmentScores(texts, embeddings: embeddings)
+    return zip(chunks, segments).map { PartScores(chunk: $0, segment: $1) }
+  }
+
+  /// Per text, the largest score over the parts `inputs` cuts from it (`nil` without parts).
+  private func largestScores(
+    _ texts: [String], embeddings: EmbeddingProvider, cacheKey: (String, Int, Int) -> String,
+    inputs cut: (String) -> [(start: Int, ids: [Int])]
+  ) throws(DetectionError) -> [Float?] {
     var result = [Float?](repeating: nil, count: texts.count)
-    guard let chunking = configuration.chunking else { return result }
     var start = 0
     while start < texts.count {
-      // Whole texts per call, about `chunksPerCall` chunks at a time (at least one text).
+      // Whole texts per call, about `chunksPerCall` parts at a time (at least one text).
       var end = start
       var inputs: [[(start: Int, ids: [Int])]] = []
       var count = 0
       while end < texts.count, end == start || count < Self.chunksPerCall {
-        inputs.append(embeddings.chunkInputs(texts[end], chunking: chunking))
+        inputs.append(cut(texts[end]))
         count += inputs[inputs.count - 1].count
         end += 1
       }
-      let chunks = try embeddings.embedChunks(Array(texts[start..<end]), inputs: inputs)
-      let flat = chunks.flatMap { $0 }
+      let parts = try embeddings.embedChunks(Array(texts[start..<end]), inputs: inputs, cacheKey: cacheKey)
+      let flat = parts.flatMap { $0 }
       var owners: [Int] = []
-      for (offset, list) in chunks.enumerated() {
+      for (offset, list) in parts.enumerated() {
         owners += Array(repeating: start + offset, count: list.count)
       }
       var position = 0
@@ -62,26 +114,33 @@ extension ScoringModel {
     ScoreFusion.logit(threshold) - ScoreFusion.logit(chunkThreshold)
   }
 
-  /// Whole-prompt evaluations with their chunk scores folded in: the chunk score is put on the
-  /// whole-prompt scale (`chunkShift`, when the model has one), the score becomes the larger of
-  /// the two, and the (scaled) chunk score is reported as the feature `chunk_score`.
+  /// Whole-prompt evaluations with their part scores folded in: the chunk and segment scores are
+  /// put on the whole-prompt scale (`chunkShift`, `segmentShift`, when the model has them), the
+  /// score becomes the largest, and the (scaled) part scores are reported as the features
+  /// `chunk_score` and `segment_score`.
   ///
   /// - Parameters:
   ///   - evaluations: Whole-prompt evaluations, `[n]`.
-  ///   - chunkScores: From `chunkScores(_:embeddings:)`, `[n]`.
-  func merging(_ evaluations: [PromptEvaluation], chunkScores: [Float?]) -> [PromptEvaluation] {
-    zip(evaluations, chunkScores).map { evaluation, raw in
-      guard let raw else { return evaluation }
-      let chunkScore = Self.shifted(raw, by: chunkShift)
+  ///   - parts: From `partScores(_:embeddings:)`, `[n]`.
+  func merging(_ evaluations: [PromptEvaluation], parts: [PartScores]) -> [PromptEvaluation] {
+    zip(evaluations, parts).map { evaluation, part in
       var merged = evaluation
-      merged.score = max(evaluation.score, chunkScore)
-      merged.features.append(Decision.Feature(name: Self.chunkScoreName, value: chunkScore))
+      if let raw = part.chunk {
+        let chunkScore = Self.shifted(raw, by: chunkShift)
+        merged.score = max(merged.score, chunkScore)
+        merged.features.append(Decision.Feature(name: Self.chunkScoreName, value: chunkScore))
+      }
+      if let raw = part.segment {
+        let segmentScore = Self.shifted(raw, by: segmentShift)
+        merged.score = max(merged.score, segmentScore)
+        merged.features.append(Decision.Feature(name: Self.segmentScoreName, value: segmentScore))
+      }
       return merged
     }
   }
 
   /// Scores prompts the way the model decides them: the whole prompt, and with
-  /// `configuration.chunking` each chunk too (`merging(_:chunkScores:)`).
+  /// `configuration.chunking` each chunk (and segment) too (`merging(_:parts:)`).
   ///
   /// - Parameters:
   ///   - texts: The prompts.
@@ -93,6 +152,6 @@ extension ScoringModel {
   {
     let whole = try evaluate(try embeddings.embed(texts), explain: false)
     guard configuration.chunking != nil else { return whole }
-    return merging(whole, chunkScores: try chunkScores(texts, embeddings: embeddings))
+    return merging(whole, parts: try partScores(texts, embeddings: embeddings))
   }
 }

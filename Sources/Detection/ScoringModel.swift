@@ -248,15 +248,20 @@ public final class ScoringModel: Sendable {
   /// threshold; `ScoringModel.merging`; 0 when training found no benign prompt with chunks).
   /// `nil` (no chunking, or `joint`): chunk scores count as they are.
   public let chunkShift: Float?
+  /// With `chunking.segments`: the logit shift `logit(t) − logit(t_s)` that puts a segment score
+  /// on the whole-prompt scale (`t_s` the segment threshold, `Chunking.segments`).
+  public let segmentShift: Float?
   private let pool = ReusablePool<NetworkPair>()
 
   /// Assembles a model.
   init(
     configuration: DetectorConfiguration, hiddenSize: Int, featureNetwork: FeatureNetworkModel?,
     blocks: [any FeatureBlock], featureMean: [Float], featureDeviation: [Float], classifier: ClassifierModel,
-    fusion: ScoreFusion? = nil, tunedLayers: [BertLayerWeights] = [], chunkShift: Float? = nil
+    fusion: ScoreFusion? = nil, tunedLayers: [BertLayerWeights] = [], chunkShift: Float? = nil,
+    segmentShift: Float? = nil
   ) {
     self.chunkShift = chunkShift
+    self.segmentShift = segmentShift
     self.fusion = fusion
     self.tunedLayers = tunedLayers
     self.configuration = configuration

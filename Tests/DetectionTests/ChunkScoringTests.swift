@@ -202,17 +202,7 @@ final class ChunkScoringTests: XCTestCase {
     let reloaded = try ModelBundle.read(from: url, encoderSHA256: nil)
     XCTAssertEqual(reloaded.model.chunkShift, shift)
     // A `separate` bundle without its shift is refused, not read as unshifted.
-    let file = try SafetensorsFile(contentsOf: url)
-    var tensors: [SafetensorsWriter.Tensor] = []
-    for name in file.tensorNames where name != "chunking.shift" {
-      tensors.append(.init(name: name, shape: file.info(name)?.shape ?? [], values: try file.floats(name)))
-    }
-    let stripped = directory.appendingPathComponent("stripped.safetensors")
-    try SafetensorsWriter.write(tensors, metadata: file.metadata, to: stripped)
-    XCTAssertThrowsError(try ModelBundle.read(from: stripped, encoderSHA256: nil)) { error in
-      XCTAssertEqual((error as? DetectionError)?.code, .invalidBundle)
-      XCTAssertTrue("\(error)".contains("chunking.shift"), "\(error)")
-    }
+    try DetectionFixture.assertRefusedWithout(tensor: "chunking.shift", bundle: url)
     XCTAssertThrowsError(try separate.apply("chunking.calibration=sometimes"))
   }
 

@@ -40,13 +40,14 @@ enum DetectionFixture {
   }
 
   static func train(
-    _ configuration: DetectorConfiguration, cache: URL?, excluding: Set<String> = []
+    _ configuration: DetectorConfiguration, cache: URL?, excluding: Set<String> = [], corpus: Corpus? = nil
   ) throws -> (TrainingResult, EmbeddingProvider) {
     let provider = EmbeddingProvider(
       encoder: try encoder(), cache: cache.map(EmbeddingCache.init(directory:)),
       maxWindows: configuration.maxWindows)
     let result = try DetectorTraining.train(
-      corpus: try corpus(), configuration: configuration, embeddings: provider, encoder: try identity(),
+      corpus: try corpus ?? Self.corpus(), configuration: configuration, embeddings: provider,
+      encoder: try identity(),
       excludingFamilies: excluding)
     return (result, provider)
   }
@@ -55,17 +56,39 @@ enum DetectionFixture {
   /// fixture's test split as training did (within `accuracy`).
   static func assertBundleReproducesTestScores(
     _ result: TrainingResult, provider: EmbeddingProvider, url: URL, accuracy: Float = 2e-3,
-    file: StaticString = #filePath, line: UInt = #line
+    corpus: Corpus? = nil, file: StaticString = #filePath, line: UInt = #line
   ) throws {
     try result.bundle.write(to: url)
     let detector = try Detector(
       contentsOf: url, encoder: provider.encoder, encoderSHA256: try identity().sha256)
-    let corpus = try corpus()
+    let corpus = try corpus ?? Self.corpus()
     let test = corpus.select(splits: [.test], labels: [.benign, .adversarial])
     let decisions = detector.score(test.map { corpus.records[$0].text }, explain: false)
     XCTAssertEqual(decisions.count, result.testExamples.count, file: file, line: line)
     for (decision, example) in zip(decisions, result.testExamples) {
       XCTAssertEqual(try decision.get().score, example.score, accuracy: accuracy, file: file, line: line)
+    }
+  }
+
+  /// Writes the bundle at `url` without the tensor `name` and checks that loading it is refused
+  /// with `.invalidBundle`, naming the tensor.
+  static func assertRefusedWithout(
+    tensor name: String, bundle url: URL, file: StaticString = #filePath, line: UInt = #line
+  ) throws {
+    let stored = try SafetensorsFile(contentsOf: url)
+    var tensors: [SafetensorsWriter.Tensor] = []
+    for other in stored.tensorNames where other != name {
+      tensors.append(
+        .init(name: other, shape: stored.info(other)?.shape ?? [], values: try stored.floats(other)))
+    }
+    let stripped = url.deletingLastPathComponent().appendingPathComponent(
+      "stripped-\(UUID().uuidString).safetensors")
+    defer { try? FileManager.default.removeItem(at: stripped) }
+    try SafetensorsWriter.write(tensors, metadata: stored.metadata, to: stripped)
+    XCTAssertThrowsError(try ModelBundle.read(from: stripped, encoderSHA256: nil), file: file, line: line) {
+      error in
+      XCTAssertEqual((error as? DetectionError)?.code, .invalidBundle, file: file, line: line)
+      XCTAssertTrue("\(error)".contains(name), "\(error)", file: file, line: line)
     }
   }
 

@@ -63,7 +63,7 @@ final class DetectorEndToEndTests: XCTestCase {
     ])
     XCTAssertEqual(try detector.decide(embedded, explain: true), [attack, try results[2].get()])
     let stages = StageClock()
-    _ = try detector.decide(embedded, chunkScores: nil, explain: false, stages: stages)
+    _ = try detector.decide(embedded, parts: nil, explain: false, stages: stages)
     XCTAssertEqual(
       stages.names, ["feature_network"] + detector.bundle.configuration.features + ["classifier"])
     XCTAssertEqual(Set(stages.seconds.keys), Set(stages.names))
