@@ -331,7 +331,7 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
   /// The names of the presets.
   public static let presetNames = [
     "reference", "embedding-logistic", "supervised-cnn", "embedding-geometry", "token-fusion",
-    "phrase-fusion", "encoder-tuned", "whole-prompt",
+    "phrase-fusion", "encoder-tuned", "whole-prompt", "chunked",
     "default",
   ]
 
@@ -357,9 +357,12 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
   ///   linear head, class- and family-balanced loss); the bundle stores the tuned layer.
   /// - `whole-prompt`: `default` without chunk scoring: the whole prompt's first window decides
   ///   (the shipped default until 2026-12-03, model `dcca546f`).
-  /// - `default`: `embedding-geometry` plus the mean of the last 32 token rows (`tail_embedding`)
+  /// - `chunked`: `embedding-geometry` plus the mean of the last 32 token rows (`tail_embedding`)
   ///   under the same MLP, scored on the whole prompt and on chunks of 128 word pieces every 96
-  ///   with separately calibrated chunk scores (`chunking`; issue 6, docs/evaluation.md).
+  ///   with separately calibrated chunk scores (`chunking`; the shipped default until 2026-12-04,
+  ///   model `08f38554`).
+  /// - `default`: `chunked`, and each line and sentence of a prompt with several is also scored
+  ///   alone above its own threshold (`Chunking.segments`; issue 6, docs/evaluation.md).
   /// - Throws: `DetectionError(.invalidInput)` for an unknown name.
   public static func preset(named name: String) throws(DetectionError) -> DetectorConfiguration {
     switch name {
@@ -380,10 +383,11 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
       return fusedTokenCNN(
         features: ["mean_embedding", "prompt_lid", "curvature_conv1", "curvature_conv2", "log_tokens"],
         kernelSize: 1, rows: "encoder", fuseRule: nil)
-    case "default":
+    case "chunked", "default":
       var configuration = DetectorConfiguration(features: defaultFeatures)
       var chunking = Chunking()
       chunking.calibration = "separate"
+      chunking.segments = name == "default"
       configuration.chunking = chunking
       return configuration
     case "phrase-fusion":

@@ -119,7 +119,15 @@ extension EmbeddingProvider {
         let embedding = PromptEmbedding(
           ids: output.ids, hidden: output.hidden, totalTokens: output.ids.count, lexicon: encoder.model)
         try cache?.store(embedding, text: entry.key, maxWindows: 1)
-        results[entry.text][entry.chunk] = embedding
+        // With a cache, the stored (half-precision) rows: a cold cache then scores exactly as a
+        // warm one, so a bundle's chunk and segment thresholds do not depend on which run
+        // embedded them first.
+        if var stored = cache?.load(text: entry.key, maxWindows: 1) {
+          stored.lexicon = encoder.model
+          results[entry.text][entry.chunk] = stored
+        } else {
+          results[entry.text][entry.chunk] = embedding
+        }
       }
       start = end
     }

@@ -94,9 +94,10 @@ final class ChunkScoringTests: XCTestCase {
       XCTAssertEqual(first[0][slot].ids, ids)
       XCTAssertEqual(first[0][slot].totalTokens, 8)
       XCTAssertLessThanOrEqual(
-        maxAbsoluteDifference(first[0][slot].hidden.storage, alone.hidden.storage), 1e-5)
+        maxAbsoluteDifference(first[0][slot].hidden.storage, alone.hidden.storage), 1e-2)
     }
-    // A second call reads the cache (half precision) and stores nothing new.
+    // The first call already returned the cached rows (half precision): a second call, which
+    // reads the cache and stores nothing new, gets the same rows.
     let files = try FileManager.default.subpathsOfDirectory(atPath: directory.path).filter {
       $0.hasSuffix(".emb")
     }
@@ -104,7 +105,7 @@ final class ChunkScoringTests: XCTestCase {
     let second = try cached.embedChunks(texts, chunking: chunking)
     for (a, b) in zip(first.joined(), second.joined()) {
       XCTAssertEqual(a.ids, b.ids)
-      XCTAssertLessThanOrEqual(maxAbsoluteDifference(a.hidden.storage, b.hidden.storage), 1e-2)
+      XCTAssertEqual(a.hidden.storage, b.hidden.storage)
     }
     let again = try FileManager.default.subpathsOfDirectory(atPath: directory.path).filter {
       $0.hasSuffix(".emb")

@@ -39,7 +39,7 @@ final class ConfigurationAndCorpusTests: XCTestCase {
       DetectorConfiguration.presetNames,
       [
         "reference", "embedding-logistic", "supervised-cnn", "embedding-geometry", "token-fusion",
-        "phrase-fusion", "encoder-tuned", "whole-prompt",
+        "phrase-fusion", "encoder-tuned", "whole-prompt", "chunked",
         "default",
       ])
     // The shipped preset: the same MLP with the tail embedding as a sixth block.
@@ -56,6 +56,13 @@ final class ConfigurationAndCorpusTests: XCTestCase {
     XCTAssertEqual(shipped.chunking?.stride, 96)
     XCTAssertEqual(shipped.chunking?.calibration, "separate")
     XCTAssertEqual(shipped.chunking?.benignChunksInTraining, false)
+    // Lines and sentences scored alone at the default budget; `chunked` is the model without them.
+    XCTAssertEqual(shipped.chunking?.segments, true)
+    XCTAssertEqual(shipped.chunking?.maxSegments, 64)
+    XCTAssertNil(shipped.chunking?.segmentFalsePositiveRate)
+    var chunked = shipped
+    chunked.chunking?.segments = false
+    XCTAssertEqual(try DetectorConfiguration.preset(named: "chunked"), chunked)
     var whole = shipped
     whole.chunking = nil
     XCTAssertEqual(try DetectorConfiguration.preset(named: "whole-prompt"), whole)

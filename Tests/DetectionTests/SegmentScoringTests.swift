@@ -80,7 +80,8 @@ final class SegmentScoringTests: XCTestCase {
     for (embedding, input) in zip(first[0], inputs) {
       let alone = try encoder.embed(windows: [[input.ids]])[0]
       XCTAssertEqual(embedding.ids, input.ids)
-      XCTAssertLessThanOrEqual(maxAbsoluteDifference(embedding.hidden.storage, alone.hidden.storage), 1e-5)
+      // Half precision, as cached.
+      XCTAssertLessThanOrEqual(maxAbsoluteDifference(embedding.hidden.storage, alone.hidden.storage), 1e-2)
     }
     func files() throws -> Int {
       try FileManager.default.subpathsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".emb") }
@@ -128,10 +129,8 @@ final class SegmentScoringTests: XCTestCase {
     let (without, _) = try DetectionFixture.train(plain, cache: cache, corpus: corpus)
     let (result, provider) = try DetectionFixture.train(segmented, cache: cache, corpus: corpus)
     XCTAssertEqual(result.bundle.threshold, without.bundle.threshold)
-    // Chunk rows come from the encoder on first use and from the half-precision cache after.
-    XCTAssertEqual(
-      try XCTUnwrap(result.bundle.model.chunkShift), try XCTUnwrap(without.bundle.model.chunkShift),
-      accuracy: 0.02)
+    // Chunk rows are the cache's (half precision) on first use too: the same shift.
+    XCTAssertEqual(result.bundle.model.chunkShift, without.bundle.model.chunkShift)
     XCTAssertEqual(
       result.bundle.model.classifier.tensors.map(\.values),
       without.bundle.model.classifier.tensors.map(\.values))
