@@ -231,7 +231,8 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
     /// threshold `t`; they are mapped by `σ(logit(s) + logit(t) − logit(t_s))` like chunk scores
     /// under `separate`.
     public var segments: Bool = false
-    /// At most this many segments per prompt (the first ones; chunks still read the rest).
+    /// At most this many segments per prompt (the first half and the last half of them; chunks
+    /// still read the rest).
     public var maxSegments: Int = 64
     /// The benign false-positive budget of segment scores (absent: a quarter of the target).
     public var segmentFalsePositiveRate: Double?

@@ -12,10 +12,21 @@ package enum PromptSegments {
   ///
   /// - Parameters:
   ///   - text: The prompt.
-  ///   - limit: At most this many segments (the first ones).
+  ///   - limit: At most this many segments: of a prompt with more, the first `⌈limit / 2⌉` and the
+  ///     last `⌊limit / 2⌋`, so that ordinary sentences before an instruction at the end (or after
+  ///     one at the start) cannot push it out of reach.
   /// - Returns: The segments, or `[]` when fewer than two remain (the whole prompt is the one
   ///   piece, and it is scored whole already).
   package static func segments(of text: String, limit: Int) -> [String] {
+    let all = allSegments(of: text)
+    guard all.count >= 2 else { return [] }
+    guard all.count > limit else { return all }
+    let head = (limit + 1) / 2
+    return Array(all.prefix(head) + all.suffix(limit - head))
+  }
+
+  /// Every segment of `text`, in order (`segments(of:limit:)` without the limit).
+  private static func allSegments(of text: String) -> [String] {
     var pieces: [String] = []
     var current = ""
     var afterStop = false  // the last character was `.`, `!` or `?`
@@ -26,7 +37,6 @@ package enum PromptSegments {
       current = ""
     }
     for character in text {
-      if pieces.count >= limit { break }
       if character.isNewline {
         close()
         afterStop = false
@@ -41,8 +51,8 @@ package enum PromptSegments {
       afterStop = character == "." || character == "!" || character == "?"
       current.append(character)
     }
-    if pieces.count < limit { close() }
-    return pieces.count >= 2 ? pieces : []
+    close()
+    return pieces
   }
 
   /// Whether a sentence may start with `character`.

@@ -29,10 +29,13 @@ final class SegmentScoringTests: XCTestCase {
     XCTAssertEqual(cut("\n\n\n"), [])
     XCTAssertEqual(
       cut("Первая строка тут.\nВторая строка там."), ["Первая строка тут.", "Вторая строка там."])
-    // The limit keeps the first segments.
+    // Over the limit, the first half and the last half: an instruction at either end stays read.
     let many = (0..<10).map { "Line number \($0)" }.joined(separator: "\n")
     XCTAssertEqual(
-      PromptSegments.segments(of: many, limit: 3), ["Line number 0", "Line number 1", "Line number 2"])
+      PromptSegments.segments(of: many, limit: 3), ["Line number 0", "Line number 1", "Line number 9"])
+    XCTAssertEqual(
+      PromptSegments.segments(of: many, limit: 4),
+      ["Line number 0", "Line number 1", "Line number 8", "Line number 9"])
     XCTAssertEqual(PromptSegments.segments(of: many, limit: 64).count, 10)
   }
 
