@@ -41,7 +41,7 @@ extension EmbeddingProvider {
   /// `chunking.length` word pieces; empty when the prompt has fewer than two segments or the
   /// settings do not ask for them.
   ///
-  /// - Returns: The segments' index (their `start`) and ids.
+  /// - Returns: The segments' index among all the prompt's segments (their `start`) and ids.
   package func segmentInputs(_ text: String, chunking: DetectorConfiguration.Chunking) -> [(
     start: Int, ids: [Int]
   )] {
@@ -49,7 +49,7 @@ extension EmbeddingProvider {
     let length = min(chunking.length, encoder.piecesPerWindow)
     let tokenizer = encoder.tokenizer
     var inputs: [(start: Int, ids: [Int])] = []
-    for (index, segment) in PromptSegments.segments(of: text, limit: chunking.maxSegments).enumerated() {
+    for (index, segment) in PromptSegments.indexedSegments(of: text, limit: chunking.maxSegments) {
       let pieces = tokenizer.pieceIDs(for: segment).prefix(length)
       guard !pieces.isEmpty else { continue }
       inputs.append((index, [tokenizer.classifierID] + pieces + [tokenizer.separatorID]))
@@ -95,7 +95,9 @@ extension EmbeddingProvider {
       var row = [PromptEmbedding?](repeating: nil, count: inputs.count)
       for (slot, input) in inputs.enumerated() {
         let key = cacheKey(text, input.start, input.ids.count - 2)
-        if var hit = cache?.load(text: key, maxWindows: 1) {
+        // A hit must hold this part's ids: an entry under a reused key (an older cutting rule)
+        // is a miss and is overwritten.
+        if var hit = cache?.load(text: key, maxWindows: 1), hit.ids == input.ids {
           hit.lexicon = encoder.model
           row[slot] = hit
         } else {

@@ -18,7 +18,13 @@ package enum PromptSegments {
   /// - Returns: The segments, or `[]` when fewer than two remain (the whole prompt is the one
   ///   piece, and it is scored whole already).
   package static func segments(of text: String, limit: Int) -> [String] {
-    let all = allSegments(of: text)
+    indexedSegments(of: text, limit: limit).map(\.text)
+  }
+
+  /// `segments(of:limit:)` with each segment's place among all the prompt's segments (which
+  /// names its cache entry: the same segment keeps its index whatever the limit).
+  package static func indexedSegments(of text: String, limit: Int) -> [(index: Int, text: String)] {
+    let all = Array(allSegments(of: text).enumerated()).map { (index: $0.offset, text: $0.element) }
     guard all.count >= 2 else { return [] }
     guard all.count > limit else { return all }
     let head = (limit + 1) / 2

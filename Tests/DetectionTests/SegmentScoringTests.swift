@@ -96,6 +96,22 @@ final class SegmentScoringTests: XCTestCase {
     // The same starts as chunks are other cache entries.
     _ = try provider.embedChunks([text], inputs: [inputs])
     XCTAssertEqual(try files(), 4)
+    // A segment keeps its index among all segments whatever the limit (its cache key), and an
+    // entry under a segment's key that holds other ids is a miss, not a wrong hit.
+    var limited = chunking
+    limited.segments = true
+    limited.maxSegments = 2
+    let three = "first line here\nsecond line here\nthird line here"
+    let limitedInputs = provider.segmentInputs(three, chunking: limited)
+    XCTAssertEqual(limitedInputs.map(\.start), [0, 2])
+    let stale = try encoder.embed(windows: [[inputs[0].ids]])[0]
+    try EmbeddingCache(directory: directory).store(
+      PromptEmbedding(ids: stale.ids, hidden: stale.hidden, totalTokens: stale.ids.count),
+      text: EmbeddingProvider.segmentKey(three, start: 2, length: limitedInputs[1].ids.count - 2),
+      maxWindows: 1)
+    let read = try provider.embedChunks(
+      [three], inputs: [limitedInputs], cacheKey: EmbeddingProvider.segmentKey)
+    XCTAssertEqual(read[0].map(\.ids), limitedInputs.map(\.ids))
   }
 
   /// The fixture corpus with every third prompt after a line of an ordinary training prompt
