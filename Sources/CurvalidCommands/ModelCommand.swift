@@ -148,13 +148,14 @@ enum ModelCommand {
           + "pieces every \(chunking.stride), each encoded alone; calibration \(chunking.calibration)"
           + (bundle.model.chunkShift.map { String(format: ", chunk logit shift %.4f", $0) } ?? "") + ")\n"
         if chunking.segments, let shift = bundle.model.segmentShift {
-          let budget = chunking.segmentFalsePositiveRate ?? bundle.configuration.targetFalsePositiveRate / 4
           text += String(
             format:
               "score: also each line and sentence of a prompt with several, encoded alone (at most %d), "
               + "above its own threshold %.4f (%.2f%% of the benign training and calibration prompts; "
               + "segment logit shift %.4f)\n",
-            chunking.maxSegments, ScoringModel.shifted(bundle.threshold, by: -shift), budget * 100, shift)
+            chunking.maxSegments, ScoringModel.shifted(bundle.threshold, by: -shift),
+            bundle.configuration.segmentBudget * 100,
+            shift)
         }
       }
       text += "training counts:\n"

@@ -308,6 +308,11 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
   public var encoderTuning: EncoderTuning?
   /// Chunk scoring (absent: the whole prompt's score decides).
   public var chunking: Chunking?
+  /// The benign false-positive budget of segment scores: `chunking.segmentFalsePositiveRate`, or
+  /// a quarter of the target.
+  public var segmentBudget: Double {
+    chunking?.segmentFalsePositiveRate ?? targetFalsePositiveRate / 4
+  }
   /// Seed of every random choice.
   public var seed: UInt64 = 42
   /// Whether `harmful` records are positives in training (default: left out of training).

@@ -289,11 +289,11 @@ public enum DetectorTraining {
         shift = ScoringModel.shift(mapping: chunkThreshold, onto: threshold)
       }
       var segmentShift: Float?
-      if let chunking = configuration.chunking, chunking.segments {
+      if configuration.chunking?.segments == true {
         // Every benign prompt counts; one without segments can never be flagged by them (0).
         let segmentPool = try model.segmentScores(
           calibration.map { records[$0].text } + benignTexts, embeddings: rowsProvider)
-        let budget = chunking.segmentFalsePositiveRate ?? configuration.targetFalsePositiveRate / 4
+        let budget = configuration.segmentBudget
         // Never below the whole-prompt threshold: a segment counts at most as much as a prompt
         // with its score (and a pool without segments, all 0, cannot turn every segment into a
         // rejection).

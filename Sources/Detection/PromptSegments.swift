@@ -15,14 +15,9 @@ package enum PromptSegments {
   ///   - limit: At most this many segments: of a prompt with more, the first `⌈limit / 2⌉` and the
   ///     last `⌊limit / 2⌋`, so that ordinary sentences before an instruction at the end (or after
   ///     one at the start) cannot push it out of reach.
-  /// - Returns: The segments, or `[]` when fewer than two remain (the whole prompt is the one
-  ///   piece, and it is scored whole already).
-  package static func segments(of text: String, limit: Int) -> [String] {
-    indexedSegments(of: text, limit: limit).map(\.text)
-  }
-
-  /// `segments(of:limit:)` with each segment's place among all the prompt's segments (which
-  /// names its cache entry: the same segment keeps its index whatever the limit).
+  /// - Returns: The segments with their places among all the prompt's segments (which name their
+  ///   cache entries: a segment keeps its index whatever the limit), or `[]` when fewer than two
+  ///   remain (the whole prompt is the one piece, and it is scored whole already).
   package static func indexedSegments(of text: String, limit: Int) -> [(index: Int, text: String)] {
     let all = Array(allSegments(of: text).enumerated()).map { (index: $0.offset, text: $0.element) }
     guard all.count >= 2 else { return [] }
@@ -31,7 +26,7 @@ package enum PromptSegments {
     return Array(all.prefix(head) + all.suffix(limit - head))
   }
 
-  /// Every segment of `text`, in order (`segments(of:limit:)` without the limit).
+  /// Every segment of `text`, in order (`indexedSegments(of:limit:)` without the limit).
   private static func allSegments(of text: String) -> [String] {
     var pieces: [String] = []
     var current = ""
@@ -67,7 +62,7 @@ package enum PromptSegments {
   }
 
   /// Runs of letters, digits and `_` in `text`, counted up to 2.
-  static func wordCount(_ text: String) -> Int {
+  private static func wordCount(_ text: String) -> Int {
     var count = 0
     var inWord = false
     for character in text {
