@@ -137,6 +137,12 @@ enum ModelCommand {
           fused, fusion.rule.rawValue, fusion.classifierCenter, fusion.classifierScale, fused,
           fusion.blockCenter, fusion.blockScale)
       }
+      let members = bundle.configuration.classifier.memberCount
+      if members > 1 {
+        text +=
+          "classifier: the mean logit of \(members) \(bundle.configuration.classifier.kind) classifiers trained "
+          + "on the same features from successive seeds\n"
+      }
       if let tuning = bundle.configuration.encoderTuning {
         text +=
           "encoder: top \(tuning.layers) layer(s) fine-tuned on the detection objective and stored in the "

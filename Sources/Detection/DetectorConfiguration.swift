@@ -80,12 +80,21 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
     /// which its rejections add to the classifier's. `nil` (absent): a quarter of
     /// `targetFalsePositiveRate`.
     public var fuseFalsePositiveRate: Double?
+    /// Classifiers trained on the same features from successive draws of the random stream (their
+    /// own initial weights, minibatch order, dropout masks and early stopping), whose logits are
+    /// averaged (`NetworkAverage`); the threshold is calibrated on the average. `nil` (absent in
+    /// older bundles) or 1: one classifier, tensors `classifier.*`; with `m ≥ 2` member `i`'s
+    /// tensors are `classifier.member<i>.*`.
+    public var members: Int?
 
     /// The default classifier.
     public init() {}
 
     /// `fuseRule` as a `ScoreFusion.Rule` (`mean` when absent or unknown; `validate` refuses unknown).
     var fusionRule: ScoreFusion.Rule { fuseRule.flatMap(ScoreFusion.Rule.init(rawValue:)) ?? .mean }
+
+    /// `members`, 1 when absent.
+    public var memberCount: Int { members ?? 1 }
   }
 
   /// The supervised token-matrix CNN (`supervised_cnn` block, issue 6).
@@ -364,11 +373,13 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
   /// - `whole-prompt`: `default` without chunk scoring: the whole prompt's first window decides
   ///   (the shipped default until 2026-12-03, model `dcca546f`).
   /// - `chunked`: `embedding-geometry` plus the mean of the last 32 token rows (`tail_embedding`)
-  ///   under the same MLP, scored on the whole prompt and on chunks of 128 word pieces every 96
-  ///   with separately calibrated chunk scores (`chunking`; the shipped default until 2026-12-04,
-  ///   model `08f38554`).
+  ///   under three MLPs whose logits are averaged (`classifier.members`), scored on the whole prompt
+  ///   and on chunks of 128 word pieces every 96 with separately calibrated chunk scores
+  ///   (`chunking`). With one MLP (`--set classifier.members=1`) it is the shipped default of
+  ///   2026-12-03/04, model `08f38554`.
   /// - `default`: `chunked`, and each line and sentence of a prompt with several is also scored
-  ///   alone above its own threshold (`Chunking.segments`; issue 6, docs/evaluation.md).
+  ///   alone above its own threshold (`Chunking.segments`; issue 6, docs/evaluation.md). With one
+  ///   MLP it is model `7cbea7cc`, the shipped default of 2026-12-04.
   /// - Throws: `DetectionError(.invalidInput)` for an unknown name.
   public static func preset(named name: String) throws(DetectionError) -> DetectorConfiguration {
     switch name {
@@ -395,6 +406,7 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
       chunking.calibration = "separate"
       chunking.segments = name == "default"
       configuration.chunking = chunking
+      configuration.classifier.members = 3
       return configuration
     case "phrase-fusion":
       return fusedTokenCNN(features: defaultFeatures, kernelSize: 3, rows: "lexical", fuseRule: "max")
@@ -507,7 +519,7 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
 
   /// Optional fields, which stored JSON leaves out while they are `nil`: overrides may still set them.
   static let optionalKeys: Set<String> = [
-    "classifier.fuse", "classifier.fuseRule", "classifier.fuseFalsePositiveRate",
+    "classifier.fuse", "classifier.fuseRule", "classifier.fuseFalsePositiveRate", "classifier.members",
     "chunking.segmentFalsePositiveRate",
   ]
 
@@ -582,6 +594,7 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
     try require(classifier.dropout >= 0 && classifier.dropout < 1, "classifier.dropout in [0, 1)")
     try require(classifier.l2 >= 0 && classifier.learningRate > 0, "classifier l2 ≥ 0, learningRate > 0")
     try require(classifier.epochs >= 1 && classifier.batchSize >= 1, "classifier epochs and batchSize ≥ 1")
+    try require((1...16).contains(classifier.memberCount), "classifier.members in 1…16")
     if let fuse = classifier.fuse {
       try require(features.contains(fuse), "classifier.fuse '\(fuse)' is not one of the features")
       try require(features.count >= 2, "classifier.fuse needs another feature block for the classifier")

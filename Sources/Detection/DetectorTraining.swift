@@ -426,12 +426,32 @@ public enum DetectorTraining {
     return (mean.map { Float($0) }, deviation.map { max($0, 1e-6) })
   }
 
-  /// Trains the classifier with class balancing and early stopping.
+  /// Trains the classifier with class balancing and early stopping; with `settings.members = m ≥ 2`,
+  /// `m` members one after another, each from the next draws of `random` (the first draws what a
+  /// single classifier would).
   static func trainClassifier(
     train: Matrix, trainLabels: [Int], validation: Matrix, validationLabels: [Int],
     settings: DetectorConfiguration.Classifier, random: inout NetworkRandom
   ) throws(DetectionError) -> ClassifierModel {
-    let network = ClassifierModel.architecture(settings, inputWidth: train.columns, random: &random)
+    let count = settings.memberCount
+    let prefixes = count > 1 ? (1...count).map(ClassifierModel.memberPrefix) : ["classifier"]
+    var tensors: [NamedTensor] = []
+    for prefix in prefixes {
+      let network = ClassifierModel.member(
+        settings, inputWidth: train.columns, prefix: prefix, random: &random)
+      try fitClassifier(
+        network, train: train, trainLabels: trainLabels, validation: validation,
+        validationLabels: validationLabels, settings: settings, random: &random)
+      tensors += network.exportTensors()
+    }
+    return ClassifierModel(settings: settings, inputWidth: train.columns, tensors: tensors)
+  }
+
+  /// Fits one classifier network in place.
+  private static func fitClassifier(
+    _ network: Sequential, train: Matrix, trainLabels: [Int], validation: Matrix, validationLabels: [Int],
+    settings: DetectorConfiguration.Classifier, random: inout NetworkRandom
+  ) throws(DetectionError) {
     let optimizer = Adam(parameters: network.parameters, learningRate: settings.learningRate, l2: settings.l2)
     let positives = Float(trainLabels.reduce(0, +))
     let negatives = Float(trainLabels.count) - positives
@@ -450,6 +470,5 @@ public enum DetectorTraining {
     } catch {
       throw DetectionError(.internalError, "classifier training failed: \(error.message)")
     }
-    return ClassifierModel(settings: settings, inputWidth: train.columns, tensors: network.exportTensors())
   }
 }

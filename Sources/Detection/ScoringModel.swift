@@ -15,12 +15,35 @@ public struct ClassifierModel: Sendable {
   public let tensors: [NamedTensor]
 
   /// A freshly initialised classifier: logits `[batch, 2]` from features `[batch, inputWidth]`.
+  /// With `settings.members = m ≥ 2`: `m` members (`member(_:inputWidth:prefix:random:)`, prefixes
+  /// `classifier.member1` … `classifier.member<m>`, initialised in that order from `random`) whose
+  /// logits are averaged.
   static func architecture(
     _ settings: DetectorConfiguration.Classifier, inputWidth: Int, random: inout NetworkRandom
   ) -> Sequential {
+    let count = settings.memberCount
+    guard count > 1 else {
+      return member(settings, inputWidth: inputWidth, prefix: "classifier", random: &random)
+    }
+    return Sequential([
+      NetworkAverage(
+        (1...count).map { index in
+          member(settings, inputWidth: inputWidth, prefix: memberPrefix(index), random: &random)
+        })
+    ])
+  }
+
+  /// The tensor-name prefix of ensemble member `index` (1-based).
+  static func memberPrefix(_ index: Int) -> String { "classifier.member\(index)" }
+
+  /// One classifier, its tensors named `<prefix>.dense1` … `<prefix>.output`: logits `[batch, 2]`
+  /// from features `[batch, inputWidth]`.
+  static func member(
+    _ settings: DetectorConfiguration.Classifier, inputWidth: Int, prefix: String, random: inout NetworkRandom
+  ) -> Sequential {
     guard settings.kind == "mlp" else {
       return Sequential([
-        Dense(name: "classifier.output", inputFeatures: inputWidth, outputFeatures: 2, random: &random)
+        Dense(name: "\(prefix).output", inputFeatures: inputWidth, outputFeatures: 2, random: &random)
       ])
     }
     var layers: [any Layer] = []
@@ -28,14 +51,13 @@ public struct ClassifierModel: Sendable {
     for (index, hidden) in settings.hidden.enumerated() {
       layers.append(
         Dense(
-          name: "classifier.dense\(index + 1)", inputFeatures: width, outputFeatures: hidden, random: &random)
-      )
-      layers.append(BatchNorm(name: "classifier.bn\(index + 1)", features: hidden))
+          name: "\(prefix).dense\(index + 1)", inputFeatures: width, outputFeatures: hidden, random: &random))
+      layers.append(BatchNorm(name: "\(prefix).bn\(index + 1)", features: hidden))
       layers.append(ReLU())
       if settings.dropout > 0 { layers.append(Dropout(rate: settings.dropout, random: &random)) }
       width = hidden
     }
-    layers.append(Dense(name: "classifier.output", inputFeatures: width, outputFeatures: 2, random: &random))
+    layers.append(Dense(name: "\(prefix).output", inputFeatures: width, outputFeatures: 2, random: &random))
     return Sequential(layers)
   }
 

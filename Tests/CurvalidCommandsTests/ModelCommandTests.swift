@@ -34,6 +34,10 @@ final class ModelCommandTests: XCTestCase {
     _ = try? BinaryRunner.run(
       common + ["--output", directory.path + "/separate.safetensors", "--preset", "phrase-fusion"] + tiny
         + ["--set", "classifier.fuseRule=separate"])
+    _ = try? BinaryRunner.run(
+      common + ["--output", directory.path + "/members.safetensors"] + tiny + [
+        "--set", "classifier.members=2",
+      ])
   }
 
   override class func tearDown() {
@@ -106,6 +110,17 @@ final class ModelCommandTests: XCTestCase {
     let json = try BinaryRunner.run(["model", "inspect", path, "--json"])
     let object = try XCTUnwrap(JSONSerialization.jsonObject(with: json.standardOutput) as? [String: Any])
     XCTAssertEqual(object["fusion_rule"] as? String, "separate")
+  }
+
+  func testInspectNamesTheClassifierMembers() throws {
+    let text = try BinaryRunner.run(["model", "inspect", try bundle("members")])
+    XCTAssertEqual(text.status, 0, text.standardError)
+    XCTAssertTrue(
+      text.output.contains(
+        "classifier: the mean logit of 2 mlp classifiers trained on the same features from successive seeds"),
+      text.output)
+    let single = try BinaryRunner.run(["model", "inspect", try bundle("a")])
+    XCTAssertFalse(single.output.contains("mean logit"), single.output)
   }
 
   func testCompareListsDisagreements() throws {

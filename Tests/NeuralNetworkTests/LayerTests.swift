@@ -120,6 +120,36 @@ final class LayerTests: XCTestCase {
     GradientChecking.check(layer: flatten, input: x, rng: &rng)
   }
 
+  // MARK: NetworkAverage
+
+  func testNetworkAverageIsTheMeanOfItsMembersWithTheirGradients() {
+    var rng = SeededGenerator(seed: 23)
+    var random = NetworkRandom(seed: 5)
+    let members = (1...3).map { index in
+      Sequential([Dense(name: "m\(index).fc", inputFeatures: 4, outputFeatures: 2, random: &random)])
+    }
+    for member in members {
+      for parameter in member.parameters {
+        for i in 0..<parameter.count { parameter.value[i] = rng.uniform(-1...1) }
+      }
+    }
+    let average = NetworkAverage(members)
+    XCTAssertEqual(
+      average.parameters.map(\.name),
+      ["m1.fc.weight", "m1.fc.bias", "m2.fc.weight", "m2.fc.bias", "m3.fc.weight", "m3.fc.bias"])
+    let x = GradientChecking.randomTensor([5, 4], &rng)
+    let y = average.forward(x, training: false)
+    XCTAssertEqual(y.shape, [5, 2])
+    let outputs = members.map { $0.forward(x, training: false).storage }
+    for i in 0..<y.count {
+      XCTAssertEqual(y.storage[i], (outputs[0][i] + outputs[1][i] + outputs[2][i]) / 3, accuracy: 1e-5)
+    }
+    GradientChecking.check(layer: average, input: x, rng: &rng)
+    // One member is that member.
+    let single = NetworkAverage([members[0]])
+    XCTAssertEqual(single.forward(x, training: false).storage, outputs[0])
+  }
+
   // MARK: BatchNorm
 
   func testBatchNormGradientsInTraining() {
