@@ -375,8 +375,8 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
   /// - `chunked`: `embedding-geometry` plus the mean of the last 32 token rows (`tail_embedding`)
   ///   under three MLPs whose logits are averaged (`classifier.members`), scored on the whole prompt
   ///   and on chunks of 128 word pieces every 96 with separately calibrated chunk scores
-  ///   (`chunking`). With one MLP (`--set classifier.members=1`) it is the shipped default of
-  ///   2026-12-03/04, model `08f38554`.
+  ///   (`chunking`). With one MLP (`--set classifier.members=1`) it has the tensors and
+  ///   thresholds of the shipped default of 2026-12-03/04, model `08f38554`.
   /// - `default`: `chunked`, and each line and sentence of a prompt with several is also scored
   ///   alone above its own threshold (`Chunking.segments`; issue 6, docs/evaluation.md). With one
   ///   MLP it is model `7cbea7cc`, the shipped default of 2026-12-04.
@@ -473,6 +473,9 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
     var updated = self
     for assignment in assignments { try updated.assign(assignment) }
     try updated.validate()
+    // One classifier is stored as no `members` field, so `--set classifier.members=1` gives the
+    // configuration (and the bundle bytes) of one trained before the field existed.
+    if updated.classifier.members == 1 { updated.classifier.members = nil }
     self = updated
   }
 

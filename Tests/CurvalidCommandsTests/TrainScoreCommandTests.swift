@@ -139,8 +139,12 @@ final class TrainScoreCommandTests: XCTestCase {
     let json = try BinaryRunner.run(["model", "inspect", bundle, "--json"])
     XCTAssertTrue(
       json.output.contains(
-        "\"chunking\":{\"length\":8,\"stride\":4,\"calibration\":\"separate\",\"shift\":-"),
+        "\"chunking\":{\"length\":8,\"stride\":4,\"calibration\":\"separate\",\"shift\":"),
       json.output)
+    let object = try XCTUnwrap(JSONSerialization.jsonObject(with: json.standardOutput) as? [String: Any])
+    let chunking = try XCTUnwrap(object["chunking"] as? [String: Any])
+    XCTAssertNotNil(chunking["shift"] as? Double, "a calibrated chunk shift, not null")
+    XCTAssertNotNil(chunking["segment_shift"] as? Double, "a calibrated segment shift, not null")
     XCTAssertTrue(json.output.contains("\"segments\":true,\"segment_shift\":"), json.output)
 
     let scored = try BinaryRunner.run([

@@ -16,6 +16,10 @@ final class ClassifierEnsembleTests: XCTestCase {
     XCTAssertEqual(three.classifier.memberCount, 3)
     XCTAssertTrue(three.json().contains("\"members\":3"))
     XCTAssertEqual(try DetectorConfiguration.fromJSON(three.json()), three)
+    var one = three
+    try one.apply("classifier.members=1")
+    XCTAssertEqual(one, plain, "one member is stored as no members field")
+    XCTAssertEqual(one.json(), plain.json())
     for bad in ["0", "17"] {
       var wrong = plain
       XCTAssertThrowsError(try wrong.apply("classifier.members=\(bad)")) { error in
