@@ -373,13 +373,12 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
   /// - `whole-prompt`: `default` without chunk scoring: the whole prompt's first window decides
   ///   (the shipped default until 2026-12-03, model `dcca546f`).
   /// - `chunked`: `embedding-geometry` plus the mean of the last 32 token rows (`tail_embedding`)
-  ///   under three MLPs whose logits are averaged (`classifier.members`), scored on the whole prompt
-  ///   and on chunks of 128 word pieces every 96 with separately calibrated chunk scores
-  ///   (`chunking`). With one MLP (`--set classifier.members=1`) it has the tensors and
-  ///   thresholds of the shipped default of 2026-12-03/04, model `08f38554`.
+  ///   under the same MLP, scored on the whole prompt and on chunks of 128 word pieces every 96
+  ///   with separately calibrated chunk scores (`chunking`; the shipped default until 2026-12-04,
+  ///   model `08f38554`).
   /// - `default`: `chunked`, and each line and sentence of a prompt with several is also scored
-  ///   alone above its own threshold (`Chunking.segments`; issue 6, docs/evaluation.md). With one
-  ///   MLP it is model `7cbea7cc`, the shipped default of 2026-12-04.
+  ///   alone above its own threshold (`Chunking.segments`; issue 6, docs/evaluation.md). Averaging
+  ///   several classifiers (`--set classifier.members=3`) was measured and not adopted.
   /// - Throws: `DetectionError(.invalidInput)` for an unknown name.
   public static func preset(named name: String) throws(DetectionError) -> DetectorConfiguration {
     switch name {
@@ -406,7 +405,6 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
       chunking.calibration = "separate"
       chunking.segments = name == "default"
       configuration.chunking = chunking
-      configuration.classifier.members = 3
       return configuration
     case "phrase-fusion":
       return fusedTokenCNN(features: defaultFeatures, kernelSize: 3, rows: "lexical", fuseRule: "max")

@@ -42,14 +42,12 @@ final class ConfigurationAndCorpusTests: XCTestCase {
         "phrase-fusion", "encoder-tuned", "whole-prompt", "chunked",
         "default",
       ])
-    // The shipped preset: three of the same MLP, averaged, with the tail embedding as a sixth block.
+    // The shipped preset: the same MLP with the tail embedding as a sixth block.
     let shipped = try DetectorConfiguration.preset(named: "default")
     XCTAssertEqual(
       shipped.features,
       ["mean_embedding", "tail_embedding", "prompt_lid", "curvature_conv1", "curvature_conv2", "log_tokens"])
-    var threeMLPs = geometry.classifier
-    threeMLPs.members = 3
-    XCTAssertEqual(shipped.classifier, threeMLPs)
+    XCTAssertEqual(shipped.classifier, geometry.classifier)
     XCTAssertEqual(shipped.featureNetwork, geometry.featureNetwork)
     XCTAssertNil(shipped.supervisedCNN)
     // Chunk scoring at 128 word pieces every 96, calibrated separately; `whole-prompt` is the
@@ -67,7 +65,6 @@ final class ConfigurationAndCorpusTests: XCTestCase {
     XCTAssertEqual(try DetectorConfiguration.preset(named: "chunked"), chunked)
     var whole = shipped
     whole.chunking = nil
-    whole.classifier.members = nil
     XCTAssertEqual(try DetectorConfiguration.preset(named: "whole-prompt"), whole)
   }
 
