@@ -433,10 +433,8 @@ public enum DetectorTraining {
     train: Matrix, trainLabels: [Int], validation: Matrix, validationLabels: [Int],
     settings: DetectorConfiguration.Classifier, random: inout NetworkRandom
   ) throws(DetectionError) -> ClassifierModel {
-    let count = settings.memberCount
-    let prefixes = count > 1 ? (1...count).map(ClassifierModel.memberPrefix) : ["classifier"]
     var tensors: [NamedTensor] = []
-    for prefix in prefixes {
+    for prefix in ClassifierModel.memberPrefixes(settings) {
       let network = ClassifierModel.member(
         settings, inputWidth: train.columns, prefix: prefix, random: &random)
       try fitClassifier(

@@ -15,26 +15,22 @@ public struct ClassifierModel: Sendable {
   public let tensors: [NamedTensor]
 
   /// A freshly initialised classifier: logits `[batch, 2]` from features `[batch, inputWidth]`.
-  /// With `settings.members = m ≥ 2`: `m` members (`member(_:inputWidth:prefix:random:)`, prefixes
-  /// `classifier.member1` … `classifier.member<m>`, initialised in that order from `random`) whose
-  /// logits are averaged.
+  /// With `settings.members = m ≥ 2`: `m` members (`member(_:inputWidth:prefix:random:)`, one per
+  /// `memberPrefixes`, initialised in that order from `random`) whose logits are averaged.
   static func architecture(
     _ settings: DetectorConfiguration.Classifier, inputWidth: Int, random: inout NetworkRandom
   ) -> Sequential {
-    let count = settings.memberCount
-    guard count > 1 else {
-      return member(settings, inputWidth: inputWidth, prefix: "classifier", random: &random)
-    }
-    return Sequential([
-      NetworkAverage(
-        (1...count).map { index in
-          member(settings, inputWidth: inputWidth, prefix: memberPrefix(index), random: &random)
-        })
-    ])
+    let prefixes = memberPrefixes(settings)
+    let members = prefixes.map { member(settings, inputWidth: inputWidth, prefix: $0, random: &random) }
+    return members.count == 1 ? members[0] : Sequential([NetworkAverage(members)])
   }
 
-  /// The tensor-name prefix of ensemble member `index` (1-based).
-  static func memberPrefix(_ index: Int) -> String { "classifier.member\(index)" }
+  /// The tensor-name prefix of each member: `classifier` for a single classifier, else
+  /// `classifier.member1` … `classifier.member<m>`.
+  static func memberPrefixes(_ settings: DetectorConfiguration.Classifier) -> [String] {
+    let count = settings.memberCount
+    return count > 1 ? (1...count).map { "classifier.member\($0)" } : ["classifier"]
+  }
 
   /// One classifier, its tensors named `<prefix>.dense1` … `<prefix>.output`: logits `[batch, 2]`
   /// from features `[batch, inputWidth]`.

@@ -30,9 +30,7 @@ public final class NetworkAverage: Layer {
       precondition(output.shape == sum.shape, "NetworkAverage: members' output shapes differ")
       for i in 0..<sum.count { sum.storage[i] += output.storage[i] }
     }
-    if members.count > 1 {
-      for i in 0..<sum.count { sum.storage[i] *= scale }
-    }
+    for i in 0..<sum.count { sum.storage[i] *= scale }
     return sum
   }
 
