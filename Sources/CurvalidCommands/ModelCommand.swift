@@ -152,6 +152,11 @@ enum ModelCommand {
         text +=
           "score: the larger of the whole prompt's and its chunks' scores (chunks of \(chunking.length) word "
           + "pieces every \(chunking.stride), each encoded alone; calibration \(chunking.calibration)"
+          + (bundle.evaluation["whole_prompt_fpr_budget"].map {
+            String(
+              format: ", the whole prompt's share of the %.2f%% target %.2f%%",
+              bundle.configuration.targetFalsePositiveRate * 100, $0 * 100)
+          } ?? "")
           + (bundle.model.chunkShift.map { String(format: ", chunk logit shift %.4f", $0) } ?? "") + ")\n"
         if chunking.segments, let shift = bundle.model.segmentShift {
           text += String(

@@ -230,8 +230,15 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
     /// and chunk scores of the calibration prompts) or `separate` (the threshold from the
     /// calibration prompts' whole scores alone, and a chunk threshold `t_c` from the largest chunk
     /// score of every benign training and calibration prompt that has chunks; chunk scores are
-    /// then mapped by `σ(logit(c) + logit(t) − logit(t_c))`, so `t_c` lands on `t`).
+    /// then mapped by `σ(logit(c) + logit(t) − logit(t_c))`, so `t_c` lands on `t`), or `shared`
+    /// (as `separate`, but the target is the budget of the whole decision: the share of the benign
+    /// training and calibration prompts that a chunk or a segment already flags at `t_c`/`t_s` is
+    /// taken from the whole-prompt threshold's budget, so that `t` is calibrated to the target
+    /// minus that share; measured, not used by a preset).
     public var calibration: String = "joint"
+
+    /// Whether chunk and segment scores get thresholds of their own (`separate` or `shared`).
+    public var hasOwnPartThresholds: Bool { calibration == "separate" || calibration == "shared" }
     /// Whether each line and sentence of a prompt with several (`PromptSegments`) is also encoded
     /// and scored on its own, so that an instruction appended to an ordinary task is read as
     /// what it is. Segment scores have their own threshold `t_s`: the largest segment score of
@@ -631,15 +638,20 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
       try require(
         chunking.stride >= 1 && chunking.stride <= chunking.length, "chunking.stride must lie in 1…length")
       try require(
-        ["joint", "separate"].contains(chunking.calibration), "chunking.calibration: joint or separate")
+        ["joint", "separate", "shared"].contains(chunking.calibration),
+        "chunking.calibration: joint, separate or shared")
       try require(
         chunking.maxSegments >= 2 && chunking.maxSegments <= 1024, "chunking.maxSegments must lie in 2…1024")
       if let rate = chunking.segmentFalsePositiveRate {
         try require(rate > 0 && rate < 1, "chunking.segmentFalsePositiveRate in (0, 1)")
       }
       try require(
-        !chunking.segments || chunking.calibration == "separate",
-        "chunking.segments needs chunking.calibration=separate")
+        !chunking.segments || chunking.hasOwnPartThresholds,
+        "chunking.segments needs chunking.calibration=separate or shared")
+      try require(
+        chunking.calibration != "shared" || classifier.fusionRule != .separate,
+        "chunking.calibration=shared cannot be combined with classifier.fuseRule=separate "
+          + "(that rule fixes the whole-prompt threshold first)")
     }
     if let cnn = supervisedCNN {
       try require(

@@ -271,37 +271,56 @@ public enum DetectorTraining {
     let calibrationChunks = try model.chunkScores(
       calibration.map { records[$0].text }, embeddings: rowsProvider)
     let threshold: Float
-    if configuration.chunking?.calibration == "separate" {
+    // Under `shared`: the whole-prompt threshold's share of the target (kept in the bundle's
+    // evaluation summary).
+    var wholePromptBudget: Double?
+    if let chunking = configuration.chunking, chunking.hasOwnPartThresholds {
+      let benignTexts = trainBenign.map { records[$0].text }
+      let trainChunks = try model.chunkScores(benignTexts, embeddings: rowsProvider)
+      // One entry per benign calibration prompt, then per benign training prompt.
+      let benignChunks = calibrationChunks + trainChunks
+      let pool = benignChunks.compactMap { $0 }
+      // Without a benign prompt that has chunks there is nothing to calibrate on: chunk scores
+      // then count as they are (shift 0), and the bundle says so.
+      var chunkThreshold: Float?
+      if !pool.isEmpty {
+        chunkThreshold = try calibrate(pool)
+        progress?.note("chunk threshold \(chunkThreshold ?? 0) from \(pool.count) benign prompts with chunks")
+      }
+      var segmentPool: [Float?] = []
+      var partSegmentThreshold: Float?
+      if chunking.segments {
+        // Every benign prompt counts; one without segments can never be flagged by them (0).
+        segmentPool = try model.segmentScores(
+          calibration.map { records[$0].text } + benignTexts, embeddings: rowsProvider)
+        partSegmentThreshold = try calibrate(
+          segmentPool.map { $0 ?? 0 }, targetFalsePositiveRate: configuration.segmentBudget)
+      }
       if let separateThreshold {
         threshold = separateThreshold
+      } else if chunking.calibration == "shared" {
+        let share = Self.partFlaggedShare(
+          chunks: benignChunks, chunkThreshold: chunkThreshold, segments: segmentPool,
+          segmentThreshold: partSegmentThreshold)
+        let budget = Self.sharedWholeBudget(target: configuration.targetFalsePositiveRate, partShare: share)
+        progress?.note(
+          "shared budget: chunks or segments flag \(share) of \(benignChunks.count) benign prompts; "
+            + "whole-prompt threshold at \(budget)")
+        threshold = try calibrate(calibrationScores, targetFalsePositiveRate: budget)
+        wholePromptBudget = budget
       } else {
         threshold = try calibrate(calibrationScores)
       }
-      let benignTexts = trainBenign.map { records[$0].text }
-      let trainChunks = try model.chunkScores(benignTexts, embeddings: rowsProvider)
-      let pool = (calibrationChunks + trainChunks).compactMap { $0 }
-      // Without a benign prompt that has chunks there is nothing to calibrate on: chunk scores
-      // then count as they are (shift 0), and the bundle says so.
-      var shift: Float = 0
-      if !pool.isEmpty {
-        let chunkThreshold = try calibrate(pool)
-        progress?.note("chunk threshold \(chunkThreshold) from \(pool.count) benign prompts with chunks")
-        shift = ScoringModel.shift(mapping: chunkThreshold, onto: threshold)
-      }
+      let shift = chunkThreshold.map { ScoringModel.shift(mapping: $0, onto: threshold) } ?? 0
       var segmentShift: Float?
-      if configuration.chunking?.segments == true {
-        // Every benign prompt counts; one without segments can never be flagged by them (0).
-        let segmentPool = try model.segmentScores(
-          calibration.map { records[$0].text } + benignTexts, embeddings: rowsProvider)
-        let budget = configuration.segmentBudget
+      if let partSegmentThreshold {
         // Never below the whole-prompt threshold: a segment counts at most as much as a prompt
         // with its score (and a pool without segments, all 0, cannot turn every segment into a
         // rejection).
-        let segmentThreshold = max(
-          try calibrate(segmentPool.map { $0 ?? 0 }, targetFalsePositiveRate: budget), threshold)
+        let segmentThreshold = max(partSegmentThreshold, threshold)
         progress?.note(
-          "segment threshold \(segmentThreshold) at \(budget) of \(segmentPool.count) benign prompts "
-            + "(\(segmentPool.compactMap { $0 }.count) with segments)")
+          "segment threshold \(segmentThreshold) at \(configuration.segmentBudget) of \(segmentPool.count) "
+            + "benign prompts (\(segmentPool.compactMap { $0 }.count) with segments)")
         segmentShift = ScoringModel.shift(mapping: segmentThreshold, onto: threshold)
       }
       model = makeModel(chunkShift: shift, segmentShift: segmentShift)
@@ -317,6 +336,7 @@ public enum DetectorTraining {
       test, corpus: corpus, model: model, embeddings: embeddings, progress: progress)
     var summary = EvaluationSummary.compute(testExamples, threshold: threshold)
     summary["calibration_benign"] = Double(calibration.count)
+    if let wholePromptBudget { summary["whole_prompt_fpr_budget"] = wholePromptBudget }
     let bundle = ModelBundle(
       model: model, threshold: threshold, encoderName: encoder.name, encoderSHA256: encoder.sha256,
       corpusDigest: corpus.digest, trainingCounts: corpus.counts(train), evaluation: summary,
@@ -397,6 +417,33 @@ public enum DetectorTraining {
     progress?.finish()
     progress?.note("benign training chunks: \(storage.count / max(width, 1)) rows")
     return Matrix(rows: storage.count / max(width, 1), columns: width, storage: storage)
+  }
+
+  /// The share of benign prompts that a chunk or a segment flags on its own: prompt `i` counts
+  /// when `chunks[i] ≥ chunkThreshold` or `segments[i] ≥ segmentThreshold` (a missing score or
+  /// threshold never flags). `segments` is either empty or as long as `chunks`.
+  static func partFlaggedShare(
+    chunks: [Float?], chunkThreshold: Float?, segments: [Float?], segmentThreshold: Float?
+  ) -> Double {
+    guard !chunks.isEmpty else { return 0 }
+    func reaches(_ score: Float?, _ threshold: Float?) -> Bool {
+      guard let score, let threshold else { return false }
+      return score >= threshold
+    }
+    var flagged = 0
+    for index in chunks.indices {
+      let bySegment = index < segments.count && reaches(segments[index], segmentThreshold)
+      if reaches(chunks[index], chunkThreshold) || bySegment { flagged += 1 }
+    }
+    return Double(flagged) / Double(chunks.count)
+  }
+
+  /// The whole-prompt threshold's budget under `chunking.calibration = shared`: the target minus
+  /// what chunks and segments already flag, never below a quarter of the target (a model whose
+  /// parts flag more than that keeps a whole-prompt threshold; its decisions then exceed the
+  /// target, and the training note says by how much).
+  static func sharedWholeBudget(target: Double, partShare: Double) -> Double {
+    max(target - partShare, target / 4)
   }
 
   /// A stable hash of a record's group (its text when it has none).

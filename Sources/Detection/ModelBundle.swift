@@ -236,7 +236,7 @@ public struct ModelBundle: Sendable {
         blockScale: stored[3], rule: configuration.classifier.fusionRule)
     }
     var chunkShift: Float?
-    if configuration.chunking?.calibration == "separate" {
+    if configuration.chunking?.hasOwnPartThresholds == true {
       let stored = try tensor("chunking.shift").values
       guard stored.count == 1, stored[0].isFinite else {
         throw DetectionError(.invalidBundle, "model bundle \(path): malformed chunking.shift")

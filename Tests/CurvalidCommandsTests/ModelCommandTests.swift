@@ -38,6 +38,9 @@ final class ModelCommandTests: XCTestCase {
       common + ["--output", directory.path + "/members.safetensors"] + tiny + [
         "--set", "classifier.members=2",
       ])
+    _ = try? BinaryRunner.run(
+      common + ["--output", directory.path + "/shared.safetensors", "--preset", "default"] + tiny
+        + ["chunking.stride=4", "chunking.length=8", "chunking.calibration=shared"].flatMap { ["--set", $0] })
   }
 
   override class func tearDown() {
@@ -169,5 +172,19 @@ final class ModelCommandTests: XCTestCase {
     XCTAssertTrue(missing.standardError.contains("not found"), missing.standardError)
     let help = try BinaryRunner.run(["model", "--help"])
     XCTAssertTrue(help.output.hasPrefix("usage: curvalid model"), help.output)
+  }
+
+  /// A bundle calibrated under `chunking.calibration=shared` names the whole prompt's share of
+  /// the target, which its evaluation summary keeps.
+  func testInspectNamesTheWholePromptsShareOfASharedTarget() throws {
+    let path = try XCTUnwrap(Self.directory).appendingPathComponent("shared.safetensors").path
+    XCTAssertTrue(FileManager.default.fileExists(atPath: path), "training the shared bundle failed")
+    let text = try BinaryRunner.run(["model", "inspect", path])
+    XCTAssertEqual(text.status, 0, text.standardError)
+    XCTAssertTrue(
+      text.output.contains("calibration shared, the whole prompt's share of the 5.00% target "), text.output)
+    XCTAssertTrue(text.output.contains("whole_prompt_fpr_budget: 0.0"), text.output)
+    let plain = try BinaryRunner.run(["model", "inspect", try bundle("a")])
+    XCTAssertFalse(plain.output.contains("whole_prompt_fpr_budget"), plain.output)
   }
 }

@@ -117,7 +117,7 @@ final class SegmentScoringTests: XCTestCase {
 
   /// The fixture corpus with every third prompt after a line of an ordinary training prompt
   /// (the fixture's prompts are one sentence each), written to `directory`.
-  private func segmentedCorpus(in directory: URL) throws -> Corpus {
+  static func segmentedCorpus(in directory: URL) throws -> Corpus {
     let lines = try String(contentsOf: DetectionFixture.corpusURL, encoding: .utf8).split(separator: "\n")
     var records = try lines.map { line in
       try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
@@ -145,7 +145,7 @@ final class SegmentScoringTests: XCTestCase {
     var segmented = plain
     try segmented.apply(["chunking.segments=true", "chunking.segmentFalsePositiveRate=0.05"])
     let cache = directory.appendingPathComponent("cache")
-    let corpus = try segmentedCorpus(in: directory)
+    let corpus = try Self.segmentedCorpus(in: directory)
     let (without, _) = try DetectionFixture.train(plain, cache: cache, corpus: corpus)
     let (result, provider) = try DetectionFixture.train(segmented, cache: cache, corpus: corpus)
     XCTAssertEqual(result.bundle.threshold, without.bundle.threshold)
