@@ -28,7 +28,8 @@ extension WordPieceTokenizer {
   /// undone here, in order:
   /// 1. compatibility forms of letters and digits (full-width `Ｉｇｎｏｒｅ`, mathematical `𝐈𝐠𝐧𝐨𝐫𝐞`,
   ///    circled `Ⓘ`): their NFKC forms (`isCompatibilityLetter`; full-width punctuation, which CJK
-  ///    text uses, is left alone);
+  ///    text uses, is left alone), and the letters that negative circled or squared letters and
+  ///    regional indicators show (`🅸🅶🅽🅾🆁🅴`, `🇮🇬🇳🇴🇷🇪`), which have no NFKC form;
   /// 2. look-alike Cyrillic or Greek letters inside a Latin word (`Ignоre` with a Cyrillic `о`):
   ///    in words that mix Latin letters with such look-alikes, the look-alikes become their Latin
   ///    letters (words wholly in another script are left alone, so Russian or Greek text stays);
@@ -60,12 +61,30 @@ extension WordPieceTokenizer {
     }
   }
 
-  /// `text` with every `isCompatibilityLetter` scalar replaced by its NFKC form.
+  /// The Latin capital letter that an enclosed-letter symbol without a compatibility form shows:
+  /// negative circled (`🅐`, U+1F150…1F169), negative squared (`🅰`, U+1F170…1F189) and regional
+  /// indicator letters (`🇦`, U+1F1E6…1F1FF, which text spells words with, `🇭🇴🇼`; a pair is also
+  /// a flag, whose reading is then its two-letter region code).
+  package static func enclosedSymbolLetter(_ scalar: Unicode.Scalar) -> Unicode.Scalar? {
+    let offset: UInt32
+    switch scalar.value {
+    case 0x1F150...0x1F169: offset = scalar.value - 0x1F150
+    case 0x1F170...0x1F189: offset = scalar.value - 0x1F170
+    case 0x1F1E6...0x1F1FF: offset = scalar.value - 0x1F1E6
+    default: return nil
+    }
+    return Unicode.Scalar(0x41 + offset)
+  }
+
+  /// `text` with every `isCompatibilityLetter` scalar replaced by its NFKC form, or by the letter
+  /// it shows when it has none (`enclosedSymbolLetter`).
   static func foldingCompatibilityLetters(in text: String) -> String {
     guard text.unicodeScalars.contains(where: isCompatibilityLetter) else { return text }
     var output = String.UnicodeScalarView()
     for scalar in text.unicodeScalars {
-      if isCompatibilityLetter(scalar) {
+      if let letter = enclosedSymbolLetter(scalar) {
+        output.append(letter)
+      } else if isCompatibilityLetter(scalar) {
         output.append(contentsOf: String(scalar).precomposedStringWithCompatibilityMapping.unicodeScalars)
       } else {
         output.append(scalar)
