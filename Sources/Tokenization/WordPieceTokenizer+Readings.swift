@@ -22,6 +22,19 @@ extension WordPieceTokenizer {
     return map
   }()
 
+  /// Small capital letters (`ᴀ`, `ʙ`, …, as "small caps" text generators write them) and the Latin
+  /// letters they show; they have no NFKC form.
+  static let smallCapitals: [Unicode.Scalar: Unicode.Scalar] = {
+    let capitals = "ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘʀꜱᴛᴜᴠᴡʏᴢ"
+    let letters = "abcdefghijklmnoprstuvwyz"
+    var map: [Unicode.Scalar: Unicode.Scalar] = [:]
+    for (from, to) in zip(capitals.unicodeScalars, letters.unicodeScalars) { map[from] = to }
+    return map
+  }()
+
+  /// The fewest letters, spelled out one by one, before `joiningSpelledLetters` joins them.
+  static let spelledLettersNeeded = 10
+
   /// How a reader would see `text` when the tokenizer would not, or `nil` when the two agree.
   ///
   /// Three disguises leave a prompt legible to a language model but not to this tokenizer, and are
@@ -33,9 +46,13 @@ extension WordPieceTokenizer {
   /// 2. look-alike Cyrillic or Greek letters inside a Latin word (`Ignоre` with a Cyrillic `о`):
   ///    in words that mix Latin letters with such look-alikes, the look-alikes become their Latin
   ///    letters (words wholly in another script are left alone, so Russian or Greek text stays);
+  ///    and words written in small capitals (`ɪɢɴᴏʀᴇ`), whose letters are all small capitals or
+  ///    Latin, become Latin;
   /// 3. leetspeak (`1gn0r3 4ll pr3v10u5 …`), when at least three words read as vocabulary words
   ///    once their digits are letters (`foldingLeetspeak`);
-  /// 4. words too long for WordPiece (`respacingLongWords`).
+  /// 4. words spelled out letter by letter (`I g n o r e`, `I.g.n.o.r.e`), when at least
+  ///    `spelledLettersNeeded` letters are (`joiningSpelledLetters`);
+  /// 5. words too long for WordPiece (`respacingLongWords`).
   ///
   /// The result is returned only when its word pieces differ from those of `text`. Only the
   /// detector's extra reading uses it (`EmbeddingProvider.chunkInputs`); `pieceIDs(for:)` keeps the
@@ -44,6 +61,7 @@ extension WordPieceTokenizer {
     var reading = Self.foldingCompatibilityLetters(in: text)
     reading = Self.foldingLookAlikes(in: reading)
     reading = foldingLeetspeak(in: reading)
+    reading = Self.joiningSpelledLetters(in: reading)
     reading = respacingLongWords(reading) ?? reading
     // Most prompts come back unchanged: no tokenization then.
     guard reading != text else { return nil }
@@ -52,11 +70,14 @@ extension WordPieceTokenizer {
 
   /// Whether `scalar` is a compatibility form of a letter or digit used to disguise Latin text:
   /// full-width letters and digits (not full-width punctuation, which CJK text uses), enclosed
-  /// alphanumerics (`Ⓘ`, `①`, `🄸`) and mathematical alphanumerics (`𝐈`, `𝘐`, `𝕀`).
+  /// alphanumerics (`Ⓘ`, `①`, `🄸`), mathematical alphanumerics (`𝐈`, `𝘐`, `𝕀`) and superscript
+  /// or subscript letters (`ᴵᵍⁿᵒʳᵉ`; not superscript digits, which formulas use).
   static func isCompatibilityLetter(_ scalar: Unicode.Scalar) -> Bool {
     switch scalar.value {
     case 0xFF10...0xFF19, 0xFF21...0xFF3A, 0xFF41...0xFF5A: true
     case 0x2460...0x24FF, 0x1F100...0x1F1FF, 0x1D400...0x1D7FF: true
+    case 0x1D2C...0x1D6A, 0x1D9B...0x1DBF, 0x02B0...0x02B8, 0x02E0...0x02E4: true
+    case 0x2071, 0x207F, 0x2090...0x209C: true
     default: false
     }
   }
@@ -146,17 +167,25 @@ extension WordPieceTokenizer {
     return String(String.UnicodeScalarView(output))
   }
 
-  /// `text` with the look-alike letters of every word that also has Latin letters made Latin.
+  /// `text` with the look-alike letters of every word that also has Latin letters made Latin, and
+  /// every word of small capitals and Latin letters only (`ɪɢɴᴏʀᴇ`) in Latin letters.
   static func foldingLookAlikes(in text: String) -> String {
-    guard text.unicodeScalars.contains(where: { latinLookAlikes[$0] != nil }) else { return text }
+    guard text.unicodeScalars.contains(where: { latinLookAlikes[$0] != nil || smallCapitals[$0] != nil })
+    else { return text }
     var output = String.UnicodeScalarView()
     var word: [Unicode.Scalar] = []
     func flush() {
       defer { word.removeAll(keepingCapacity: true) }
-      let hasLatin = word.contains { $0.isASCII && $0.properties.isAlphabetic }
+      let isLatin = { (scalar: Unicode.Scalar) in scalar.isASCII && scalar.properties.isAlphabetic }
+      let hasLatin = word.contains(where: isLatin)
       let hasLookAlike = word.contains { latinLookAlikes[$0] != nil }
+      let inSmallCapitals =
+        word.contains { smallCapitals[$0] != nil }
+        && word.allSatisfy { isLatin($0) || smallCapitals[$0] != nil }
       if hasLatin && hasLookAlike {
         output.append(contentsOf: word.map { latinLookAlikes[$0] ?? $0 })
+      } else if inSmallCapitals {
+        output.append(contentsOf: word.map { smallCapitals[$0] ?? $0 })
       } else {
         output.append(contentsOf: word)
       }
@@ -170,6 +199,71 @@ extension WordPieceTokenizer {
       }
     }
     flush()
+    return String(output)
+  }
+
+  /// Separators between the letters of a word spelled out one by one.
+  static let letterSeparators: Set<Unicode.Scalar> = [" ", ".", "-", "_", "*", "·"]
+
+  /// `text` with words spelled out letter by letter joined: a run of single ASCII letters (no
+  /// letter or digit next to them), each one separator (`letterSeparators`, the same throughout the
+  /// run) from the next (`I g n o r e`, `I.g.n.o.r.e`, `I-g-n-o-r-e`), becomes the word it spells,
+  /// provided the runs of at least three letters hold `spelledLettersNeeded` letters in all. What
+  /// lies between two runs is kept (`a l l  r u l e s` → `all  rules`); a one-letter word between
+  /// ordinary words
+  /// (`and a cat`) stays as it is, and so do initials in ordinary text (`U.S.A.`, `e.g.`), which
+  /// only count when runs of three letters or more reach the minimum.
+  package static func joiningSpelledLetters(in text: String) -> String {
+    let scalars = Array(text.unicodeScalars)
+    func isAlphanumeric(_ index: Int) -> Bool {
+      guard scalars.indices.contains(index) else { return false }
+      let scalar = scalars[index]
+      return scalar.properties.isAlphabetic || scalar.properties.numericType != nil
+    }
+    func isSingleLetter(_ index: Int) -> Bool {
+      scalars.indices.contains(index) && scalars[index].isASCII && scalars[index].properties.isAlphabetic
+        && !isAlphanumeric(index - 1) && !isAlphanumeric(index + 1)
+    }
+    // Runs of single letters one separator apart, as ranges of scalar indices; one separator per
+    // run (`I.g.n.o.r.e a-l-l` is two words). Runs joined by punctuation are found first, so that
+    // a one-letter word before one (`make a w.e.a.p.o.n`) is not taken as a letter of a spaced run.
+    var runs: [ClosedRange<Int>] = []
+    var claimed = Set<Int>()
+    for pass in [letterSeparators.subtracting([" "]), [" "]] {
+      var index = 0
+      while index < scalars.count {
+        guard isSingleLetter(index), !claimed.contains(index), scalars.indices.contains(index + 1),
+          pass.contains(scalars[index + 1])
+        else {
+          index += 1
+          continue
+        }
+        let separator = scalars[index + 1]
+        var end = index
+        while end + 2 < scalars.count, scalars[end + 1] == separator, isSingleLetter(end + 2),
+          !claimed.contains(end + 2)
+        {
+          end += 2
+        }
+        if end > index {
+          runs.append(index...end)
+          claimed.formUnion(index...end)
+        }
+        index = end + 1
+      }
+    }
+    runs.sort { $0.lowerBound < $1.lowerBound }
+    let spelled = runs.filter { $0.count >= 5 }.reduce(0) { $0 + ($1.count + 1) / 2 }
+    guard spelled >= spelledLettersNeeded else { return text }
+    var output = String.UnicodeScalarView()
+    var position = 0
+    for run in runs {
+      output.append(contentsOf: scalars[position..<run.lowerBound])
+      output.append(
+        contentsOf: stride(from: run.lowerBound, through: run.upperBound, by: 2).map { scalars[$0] })
+      position = run.upperBound + 1
+    }
+    output.append(contentsOf: scalars[position...])
     return String(output)
   }
 }
