@@ -1,0 +1,70 @@
+import Foundation
+
+extension WordPieceTokenizer {
+  /// The fewest base64 characters (padding not counted) a run needs before it is decoded: 24
+  /// characters hold 18 bytes, a short sentence.
+  static let base64RunMinimum = 24
+
+  /// `text` with every run of base64 (standard or URL-safe alphabet, at least `base64RunMinimum`
+  /// characters, optional `=` padding) that decodes to legible text (`legibleBase64`) replaced by
+  /// that text, set apart by spaces. Runs that decode to bytes (images, keys, hashes) or are not
+  /// base64 at all (long hyphenated words, paths) stay as they are.
+  package static func decodingBase64(in text: String) -> String {
+    let scalars = Array(text.unicodeScalars)
+    func isBase64(_ scalar: Unicode.Scalar) -> Bool {
+      scalar.isASCII && (scalar.properties.isAlphabetic || scalar.properties.numericType != nil)
+        || scalar == "+" || scalar == "/" || scalar == "-" || scalar == "_"
+    }
+    var output = String.UnicodeScalarView()
+    var position = 0
+    var index = 0
+    while index < scalars.count {
+      guard isBase64(scalars[index]) else {
+        index += 1
+        continue
+      }
+      var end = index
+      while end < scalars.count, isBase64(scalars[end]) { end += 1 }
+      var padded = end
+      while padded < scalars.count, padded - end < 2, scalars[padded] == "=" { padded += 1 }
+      if end - index >= base64RunMinimum, let decoded = legibleBase64(scalars[index..<end]) {
+        output.append(contentsOf: scalars[position..<index])
+        output.append(" ")
+        output.append(contentsOf: decoded.unicodeScalars)
+        output.append(" ")
+        position = padded
+      }
+      index = padded
+    }
+    guard position > 0 else { return text }
+    output.append(contentsOf: scalars[position...])
+    return String(output)
+  }
+
+  /// The text that a run of base64 characters encodes, when it is legible: valid UTF-8 without
+  /// control characters other than line breaks and tabs, at least half of it letters, and at least
+  /// two words. `nil` otherwise.
+  static func legibleBase64(_ run: ArraySlice<Unicode.Scalar>) -> String? {
+    var body = String(
+      String.UnicodeScalarView(
+        run.map { scalar in scalar == "-" ? "+" : scalar == "_" ? "/" : scalar }))
+    switch body.unicodeScalars.count % 4 {
+    case 1: return nil
+    case 2: body += "=="
+    case 3: body += "="
+    default: break
+    }
+    guard let data = Data(base64Encoded: body), let decoded = String(data: data, encoding: .utf8) else {
+      return nil
+    }
+    let decodedScalars = decoded.unicodeScalars
+    let letters = decodedScalars.filter { $0.properties.isAlphabetic }.count
+    let controls = decodedScalars.filter {
+      $0.properties.generalCategory == .control && $0 != "\n" && $0 != "\r" && $0 != "\t"
+    }
+    guard controls.isEmpty, letters * 2 >= decodedScalars.count,
+      decoded.split(whereSeparator: \.isWhitespace).count >= 2
+    else { return nil }
+    return decoded
+  }
+}
