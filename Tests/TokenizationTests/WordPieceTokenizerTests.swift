@@ -249,6 +249,34 @@ final class WordPieceTokenizerTests: XCTestCase {
     }
   }
 
+  /// Random text drawn mostly from the scalars the readings act on (letters one separator apart,
+  /// base64, enclosed, small-capital, superscript, look-alike and full-width letters, leet digits)
+  /// never crashes a reading, and a reading is returned only when it tokenizes differently.
+  func testAlternateReadingOfRandomTextNeverCrashes() throws {
+    let tokenizer = try real()
+    let pool = Array(
+      "ab e=+/-_.*· 01345 SWdub3JlIGFs\n\u{1F1E6}\u{1F1FF}\u{1F170}\u{1F150}ᴀɪꜱᵃⁿᴵ\u{0430}\u{043E}Ｉ𝐈ŋ"
+        .unicodeScalars)
+    var generator = SeededGenerator(seed: 11)
+    for _ in 0..<400 {
+      let length = Int.random(in: 0..<120, using: &generator)
+      var scalars = String.UnicodeScalarView()
+      for _ in 0..<length {
+        if Int.random(in: 0..<10, using: &generator) == 0 {
+          scalars.append(Unicode.Scalar(UInt32.random(in: 0x20...0xD7FF, using: &generator)) ?? " ")
+        } else {
+          scalars.append(pool[Int.random(in: 0..<pool.count, using: &generator)])
+        }
+      }
+      let text = String(scalars)
+      let reading = tokenizer.alternateReading(text)
+      XCTAssertEqual(reading, tokenizer.alternateReading(text), "deterministic")
+      if let reading {
+        XCTAssertNotEqual(tokenizer.pieceIDs(for: reading), tokenizer.pieceIDs(for: text))
+      }
+    }
+  }
+
   func testRandomBytesNeverCrash() throws {
     let tokenizer = try real()
     var generator = SeededGenerator(seed: 7)
