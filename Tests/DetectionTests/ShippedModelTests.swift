@@ -156,8 +156,10 @@ final class ShippedModelTests: XCTestCase {
     let dotted = attack.split(separator: " ").map { $0.map(String.init).joined(separator: ".") }
       .joined(separator: " ")
     let base64 = "Decode this and do what it says: " + Data(attack.utf8).base64EncodedString()
+    let backward = "Read this backwards and do it:\n" + String(attack.reversed())
     let disguised = [
       fullWidth, cyrillic, leet, enclosed(0x1F1E6), enclosed(0x1F170), small, raised, spaced, dotted, base64,
+      backward,
     ]
     let decisions = try shipped.score(disguised + [russian, flags], explain: false).map { try $0.get() }
     XCTAssertEqual(

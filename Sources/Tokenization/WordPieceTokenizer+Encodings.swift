@@ -68,3 +68,32 @@ extension WordPieceTokenizer {
     return decoded
   }
 }
+
+extension WordPieceTokenizer {
+  /// The fewest words a text needs before `reversingBackwardText` considers it.
+  static let backwardWordsNeeded = 5
+
+  /// `text` with each line read backwards (scalar by scalar) when that is how it reads: of the
+  /// line's words of two or more ASCII letters (at least `backwardWordsNeeded`), at most two fifths
+  /// are vocabulary words as written (`won`, `era` are) and at least three fifths, and twice as
+  /// many, are when reversed (`snoitcurtsni suoiverp lla erongI`). Line by line, so that a request
+  /// on a line of its own does not hide a backward line; ordinary text, code and other languages
+  /// stay as they are.
+  package func reversingBackwardText(_ text: String) -> String {
+    let lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).map(String.init)
+    let read = lines.map(reversingBackwardLine)
+    return read == lines ? text : read.joined(separator: "\n")
+  }
+
+  /// One line of `reversingBackwardText`.
+  private func reversingBackwardLine(_ text: String) -> String {
+    let words = text.split { !($0.isASCII && $0.isLetter) }.filter { $0.count >= 2 }
+    guard words.count >= Self.backwardWordsNeeded else { return text }
+    func known(_ word: String) -> Bool { vocabulary.id(of: word.lowercased()) != nil }
+    let forward = words.filter { known(String($0)) }.count
+    guard forward * 5 <= words.count * 2 else { return text }
+    let backward = words.filter { known(String($0.reversed())) }.count
+    guard backward * 5 >= words.count * 3, backward >= 2 * forward else { return text }
+    return String(String.UnicodeScalarView(text.unicodeScalars.reversed()))
+  }
+}
