@@ -73,7 +73,8 @@ let package = Package(
     .testTarget(name: "EmbeddingsTests", dependencies: ["Embeddings", "TestSupport"]),
     .testTarget(name: "GeometryTests", dependencies: ["Geometry", "TestSupport"]),
     .testTarget(name: "NeuralNetworkTests", dependencies: ["NeuralNetwork", "TestSupport"]),
-    .testTarget(name: "DetectionTests", dependencies: ["Detection", "Embeddings", "TestSupport"]),
+    .testTarget(
+      name: "DetectionTests", dependencies: ["Detection", "Embeddings", "Tokenization", "TestSupport"]),
     .testTarget(
       name: "EncoderTuningTests",
       dependencies: ["EncoderTuning", "Embeddings", "NeuralNetwork", "TestSupport"]),

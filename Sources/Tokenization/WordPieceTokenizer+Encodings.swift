@@ -70,30 +70,52 @@ extension WordPieceTokenizer {
 }
 
 extension WordPieceTokenizer {
-  /// The fewest words a text needs before `reversingBackwardText` considers it.
+  /// The fewest words a line needs before `decodingScrambledLines` considers it.
   static let backwardWordsNeeded = 5
 
-  /// `text` with each line read backwards (scalar by scalar) when that is how it reads: of the
-  /// line's words of two or more ASCII letters (at least `backwardWordsNeeded`), at most two fifths
-  /// are vocabulary words as written (`won`, `era` are) and at least three fifths, and twice as
-  /// many, are when reversed (`snoitcurtsni suoiverp lla erongI`). Line by line, so that a request
-  /// on a line of its own does not hide a backward line; ordinary text, code and other languages
+  /// `text` with each line written backwards or in ROT13 read as it is meant, when that is how it
+  /// reads: of the line's words of two or more ASCII letters (at least `backwardWordsNeeded`), at
+  /// most two fifths are vocabulary words as written (`won`, `era` are) and at least three fifths,
+  /// and twice as many, are once the line is reversed (`snoitcurtsni suoiverp lla erongI`) or
+  /// rotated by 13 letters (`Vtaber nyy cerivbhf vafgehpgvbaf`). Line by line, so that a request
+  /// on a line of its own does not hide a scrambled line; ordinary text, code and other languages
   /// stay as they are.
-  package func reversingBackwardText(_ text: String) -> String {
+  package func decodingScrambledLines(_ text: String) -> String {
     let lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).map(String.init)
-    let read = lines.map(reversingBackwardLine)
+    let read = lines.map(decodingScrambledLine)
     return read == lines ? text : read.joined(separator: "\n")
   }
 
-  /// One line of `reversingBackwardText`.
-  private func reversingBackwardLine(_ text: String) -> String {
-    let words = text.split { !($0.isASCII && $0.isLetter) }.filter { $0.count >= 2 }
+  /// A line's letters rotated by 13 places (ROT13; other scalars kept).
+  package static func rotatingThirteen(_ text: String) -> String {
+    String(
+      String.UnicodeScalarView(
+        text.unicodeScalars.map { scalar in
+          let base: UInt32
+          switch scalar.value {
+          case 0x41...0x5A: base = 0x41
+          case 0x61...0x7A: base = 0x61
+          default: return scalar
+          }
+          return Unicode.Scalar(base + (scalar.value - base + 13) % 26) ?? scalar
+        }))
+  }
+
+  /// One line of `decodingScrambledLines`.
+  private func decodingScrambledLine(_ text: String) -> String {
+    let words = text.split { !($0.isASCII && $0.isLetter) }.filter { $0.count >= 2 }.map(String.init)
     guard words.count >= Self.backwardWordsNeeded else { return text }
     func known(_ word: String) -> Bool { vocabulary.id(of: word.lowercased()) != nil }
-    let forward = words.filter { known(String($0)) }.count
+    let forward = words.filter(known).count
     guard forward * 5 <= words.count * 2 else { return text }
-    let backward = words.filter { known(String($0.reversed())) }.count
-    guard backward * 5 >= words.count * 3, backward >= 2 * forward else { return text }
-    return String(String.UnicodeScalarView(text.unicodeScalars.reversed()))
+    func readsBetter(_ transform: (String) -> String) -> Bool {
+      let decoded = words.filter { known(transform($0)) }.count
+      return decoded * 5 >= words.count * 3 && decoded >= 2 * forward
+    }
+    if readsBetter({ String($0.reversed()) }) {
+      return String(String.UnicodeScalarView(text.unicodeScalars.reversed()))
+    }
+    if readsBetter(Self.rotatingThirteen) { return Self.rotatingThirteen(text) }
+    return text
   }
 }

@@ -39,7 +39,8 @@ extension WordPieceTokenizer {
   ///
   /// Disguises leave a prompt legible to a language model but not to this tokenizer, and are
   /// undone here, in order (after base64 that decodes to legible text is decoded,
-  /// `decodingBase64`, and text written backwards is turned round, `reversingBackwardText`):
+  /// `decodingBase64`, and lines written backwards or in ROT13 are read as meant,
+  /// `decodingScrambledLines`):
   /// 1. compatibility forms of letters and digits (full-width `Ｉｇｎｏｒｅ`, mathematical `𝐈𝐠𝐧𝐨𝐫𝐞`,
   ///    circled `Ⓘ`): their NFKC forms (`isCompatibilityLetter`; full-width punctuation, which CJK
   ///    text uses, is left alone), and the letters that negative circled or squared letters and
@@ -59,7 +60,7 @@ extension WordPieceTokenizer {
   /// detector's extra reading uses it (`EmbeddingProvider.chunkInputs`); `pieceIDs(for:)` keeps the
   /// reference tokenizer's output.
   public func alternateReading(_ text: String) -> String? {
-    var reading = Self.foldingCompatibilityLetters(in: reversingBackwardText(Self.decodingBase64(in: text)))
+    var reading = Self.foldingCompatibilityLetters(in: decodingScrambledLines(Self.decodingBase64(in: text)))
     reading = Self.foldingLookAlikes(in: reading)
     reading = foldingLeetspeak(in: reading)
     reading = Self.joiningSpelledLetters(in: reading)
