@@ -5,29 +5,75 @@ extension WordPieceTokenizer {
   /// characters hold 18 bytes, a short sentence.
   static let base64RunMinimum = 24
 
+  /// The fewest hexadecimal digits a run needs before it is decoded (16 bytes).
+  static let hexRunMinimum = 32
+
   /// `text` with every run of base64 (standard or URL-safe alphabet, at least `base64RunMinimum`
-  /// characters, optional `=` padding) that decodes to legible text (`legibleBase64`) replaced by
+  /// characters, optional `=` padding) that decodes to legible text (`legibleText`) replaced by
   /// that text, set apart by spaces. Runs that decode to bytes (images, keys, hashes) or are not
   /// base64 at all (long hyphenated words, paths) stay as they are.
   package static func decodingBase64(in text: String) -> String {
+    replacingEncodedRuns(
+      in: text, minimum: base64RunMinimum, padding: "=",
+      isMember: { scalar in
+        scalar.isASCII && (scalar.properties.isAlphabetic || scalar.properties.numericType != nil)
+          || scalar == "+" || scalar == "/" || scalar == "-" || scalar == "_"
+      },
+      decode: { run in
+        var body = String(
+          String.UnicodeScalarView(run.map { scalar in scalar == "-" ? "+" : scalar == "_" ? "/" : scalar }))
+        switch body.unicodeScalars.count % 4 {
+        case 1: return nil
+        case 2: body += "=="
+        case 3: body += "="
+        default: break
+        }
+        return Data(base64Encoded: body)
+      })
+  }
+
+  /// `text` with every run of an even number of hexadecimal digits (at least `hexRunMinimum`)
+  /// that decodes to legible text replaced by that text, set apart by spaces; hashes and other
+  /// bytes stay as they are.
+  package static func decodingHex(in text: String) -> String {
+    replacingEncodedRuns(
+      in: text, minimum: hexRunMinimum, padding: nil, isMember: { $0.properties.isASCIIHexDigit },
+      decode: { run in
+        guard run.count % 2 == 0 else { return nil }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(run.count / 2)
+        var iterator = run.makeIterator()
+        while let high = iterator.next(), let low = iterator.next() {
+          guard let value = UInt8(String(String.UnicodeScalarView([high, low])), radix: 16) else {
+            return nil
+          }
+          bytes.append(value)
+        }
+        return Data(bytes)
+      })
+  }
+
+  /// `text` with every maximal run of `isMember` scalars of at least `minimum` (followed by at
+  /// most two `padding` scalars) whose `decode`d bytes are legible text (`legibleText`) replaced
+  /// by that text between spaces; `text` itself when there is none.
+  static func replacingEncodedRuns(
+    in text: String, minimum: Int, padding: Unicode.Scalar?, isMember: (Unicode.Scalar) -> Bool,
+    decode: (ArraySlice<Unicode.Scalar>) -> Data?
+  ) -> String {
     let scalars = Array(text.unicodeScalars)
-    func isBase64(_ scalar: Unicode.Scalar) -> Bool {
-      scalar.isASCII && (scalar.properties.isAlphabetic || scalar.properties.numericType != nil)
-        || scalar == "+" || scalar == "/" || scalar == "-" || scalar == "_"
-    }
     var output = String.UnicodeScalarView()
     var position = 0
     var index = 0
     while index < scalars.count {
-      guard isBase64(scalars[index]) else {
+      guard isMember(scalars[index]) else {
         index += 1
         continue
       }
       var end = index
-      while end < scalars.count, isBase64(scalars[end]) { end += 1 }
+      while end < scalars.count, isMember(scalars[end]) { end += 1 }
       var padded = end
-      while padded < scalars.count, padded - end < 2, scalars[padded] == "=" { padded += 1 }
-      if end - index >= base64RunMinimum, let decoded = legibleBase64(scalars[index..<end]) {
+      while padded < scalars.count, padded - end < 2, scalars[padded] == padding { padded += 1 }
+      if end - index >= minimum, let data = decode(scalars[index..<end]), let decoded = legibleText(data) {
         output.append(contentsOf: scalars[position..<index])
         output.append(" ")
         output.append(contentsOf: decoded.unicodeScalars)
@@ -41,22 +87,10 @@ extension WordPieceTokenizer {
     return String(output)
   }
 
-  /// The text that a run of base64 characters encodes, when it is legible: valid UTF-8 without
-  /// control characters other than line breaks and tabs, at least half of it letters, and at least
-  /// two words. `nil` otherwise.
-  static func legibleBase64(_ run: ArraySlice<Unicode.Scalar>) -> String? {
-    var body = String(
-      String.UnicodeScalarView(
-        run.map { scalar in scalar == "-" ? "+" : scalar == "_" ? "/" : scalar }))
-    switch body.unicodeScalars.count % 4 {
-    case 1: return nil
-    case 2: body += "=="
-    case 3: body += "="
-    default: break
-    }
-    guard let data = Data(base64Encoded: body), let decoded = String(data: data, encoding: .utf8) else {
-      return nil
-    }
+  /// `data` as text when it is legible: valid UTF-8 without control characters other than line
+  /// breaks and tabs, at least half of it letters, and at least two words. `nil` otherwise.
+  static func legibleText(_ data: Data) -> String? {
+    guard let decoded = String(data: data, encoding: .utf8) else { return nil }
     let decodedScalars = decoded.unicodeScalars
     let letters = decodedScalars.filter { $0.properties.isAlphabetic }.count
     let controls = decodedScalars.filter {
