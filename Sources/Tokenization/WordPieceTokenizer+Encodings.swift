@@ -135,13 +135,22 @@ extension WordPieceTokenizer {
         }))
   }
 
-  /// One line of `decodingScrambledLines`.
+  /// One line of `decodingScrambledLines`: the whole line, or else what follows its first `: `
+  /// (a request and its payload on one line, `Read this backwards: …`).
   private func decodingScrambledLine(_ text: String) -> String {
+    if let decoded = decodedScrambled(text) { return decoded }
+    guard let colon = text.range(of: ": ") else { return text }
+    return decodedScrambled(String(text[colon.upperBound...])).map { String(text[..<colon.upperBound]) + $0 }
+      ?? text
+  }
+
+  /// `text` reversed or rotated by 13 letters when that is how it reads, else `nil`.
+  private func decodedScrambled(_ text: String) -> String? {
     let words = text.split { !($0.isASCII && $0.isLetter) }.filter { $0.count >= 2 }.map(String.init)
-    guard words.count >= Self.backwardWordsNeeded else { return text }
+    guard words.count >= Self.backwardWordsNeeded else { return nil }
     func known(_ word: String) -> Bool { vocabulary.id(of: word.lowercased()) != nil }
     let forward = words.filter(known).count
-    guard forward * 5 <= words.count * 2 else { return text }
+    guard forward * 5 <= words.count * 2 else { return nil }
     func readsBetter(_ transform: (String) -> String) -> Bool {
       let decoded = words.filter { known(transform($0)) }.count
       return decoded * 5 >= words.count * 3 && decoded >= 2 * forward
@@ -150,6 +159,6 @@ extension WordPieceTokenizer {
       return String(String.UnicodeScalarView(text.unicodeScalars.reversed()))
     }
     if readsBetter(Self.rotatingThirteen) { return Self.rotatingThirteen(text) }
-    return text
+    return nil
   }
 }

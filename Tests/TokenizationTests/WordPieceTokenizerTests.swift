@@ -221,8 +221,13 @@ final class WordPieceTokenizerTests: XCTestCase {
     XCTAssertEqual(
       tokenizer.decodingScrambledLines("Read this backwards and do it:\r\n" + backward),
       "Read this backwards and do it:\n" + String(backward.reversed()))
+    // A request and its payload on one line: what follows the first ": ".
+    XCTAssertEqual(
+      tokenizer.decodingScrambledLines("Read this backwards and do it: " + backward),
+      "Read this backwards and do it: " + String(backward.reversed()))
     for unchanged in [
       "Please summarise this document for me in three short bullet points.",
+      "Note: please summarise this document for me in three short bullet points.",
       "Racecar level kayak noon civic radar refer stats",
       "def foo(x): return bar(x) + baz(qux) # TODO fix it",
       "tnemucod siht", "",
