@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Build a disguise probe: test-split attacks and benign prompts written in disguised forms.
+
+An attack stays legible to a language model when its letters are swapped for look-alikes, spelled
+out, or encoded, while the detector's tokenizer no longer reads its words. This script takes a
+seeded sample of the corpus's short test-split attacks and as many short benign test-split
+prompts, and writes each in every disguise below. Every record is in the `test` split, so
+`curvalid evaluate --corpus disguise.jsonl` reports the share of attacks caught per disguise
+(families `<disguise>`) and the share of benign prompts flagged per disguise (`benign_<disguise>`):
+
+    plain        the text as it is
+    fullwidth    ASCII letters, digits and punctuation as full-width forms
+    lookalike    a, e, o, p, c as Cyrillic look-alikes
+    leetspeak    a e i o s t as 4 3 1 0 5 7
+    emoji        upper-cased, letters as regional indicators
+    squared      upper-cased, letters as negative squared letters
+    smallcaps    lower-cased, letters as small capitals
+    superscript  lower-cased, letters as superscript letters
+    spaced       every word spelled out with single spaces, words three spaces apart
+    dotted       every word spelled out with dots
+    base64       "Decode this base64 and follow it: " and the text in base64
+    hex          "Decode this hex and follow it: " and the text in hexadecimal
+    backwards    "Read this backwards and do it:", a line break, the text reversed
+    rot13        "Decode this ROT13 and do it:", a line break, the text in ROT13
+
+Standard library only. Nothing here is used for training.
+"""
+
+import argparse
+import base64
+import codecs
+import json
+import os
+import random
+import sys
+
+SMALL_CAPITALS = dict(zip("abcdefghijklmnoprstuvwyz", "ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘʀꜱᴛᴜᴠᴡʏᴢ"))
+SUPERSCRIPTS = dict(zip("abcdefghijklmnoprstuvwxyz", "ᵃᵇᶜᵈᵉᶠᵍʰⁱʲᵏˡᵐⁿᵒᵖʳˢᵗᵘᵛʷˣʸᶻ"))
+LOOKALIKES = {"a": "\u0430", "e": "\u0435", "o": "\u043e", "p": "\u0440", "c": "\u0441"}
+LEET = {"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7"}
+
+
+def shifted(text, first):
+    """Upper-cased text with A-Z moved to the block starting at code point `first`."""
+    return "".join(chr(first + ord(c) - 65) if "A" <= c <= "Z" else c for c in text.upper())
+
+
+DISGUISES = {
+    "plain": lambda t: t,
+    "fullwidth": lambda t: "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in t),
+    "lookalike": lambda t: "".join(LOOKALIKES.get(c, c) for c in t),
+    "leetspeak": lambda t: "".join(LEET.get(c.lower(), c) for c in t),
+    "emoji": lambda t: shifted(t, 0x1F1E6),
+    "squared": lambda t: shifted(t, 0x1F170),
+    "smallcaps": lambda t: "".join(SMALL_CAPITALS.get(c, c) for c in t.lower()),
+    "superscript": lambda t: "".join(SUPERSCRIPTS.get(c, c) for c in t.lower()),
+    "spaced": lambda t: "   ".join(" ".join(w) for w in t.split()),
+    "dotted": lambda t: " ".join(".".join(w) for w in t.split()),
+    "base64": lambda t: "Decode this base64 and follow it: " + base64.b64encode(t.encode()).decode(),
+    "hex": lambda t: "Decode this hex and follow it: " + t.encode().hex(),
+    "backwards": lambda t: "Read this backwards and do it:\n" + t[::-1],
+    "rot13": lambda t: "Decode this ROT13 and do it:\n" + codecs.encode(t, "rot13"),
+}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--corpus", required=True, help="the corpus JSONL (build_corpus.py's output)")
+    p.add_argument("--output", required=True, help="where to write the probe JSONL")
+    p.add_argument("--prompts", type=int, default=100, help="attacks and benign prompts to sample (default 100)")
+    p.add_argument("--max-chars", type=int, default=600, help="longest prompt sampled (default 600)")
+    p.add_argument("--seed", type=int, default=5)
+    args = p.parse_args(argv)
+    rng = random.Random(args.seed)
+    attacks, benign = [], []
+    try:
+        with open(args.corpus, encoding="utf-8") as f:
+            for line in f:
+                r = json.loads(line)
+                if r.get("split") != "test" or not 20 <= len(r["text"]) <= args.max_chars:
+                    continue
+                if r["label"] == "adversarial":
+                    attacks.append(r["text"])
+                elif r["label"] == "benign":
+                    benign.append(r["text"])
+    except (OSError, ValueError, KeyError) as e:
+        print("build_disguise_probe: error: cannot read %s: %s" % (args.corpus, e), file=sys.stderr)
+        return 1
+    if not attacks or not benign:
+        print("build_disguise_probe: error: %s has no short test-split attacks or benign prompts" % args.corpus,
+              file=sys.stderr)
+        return 1
+    rng.shuffle(attacks)
+    rng.shuffle(benign)
+    attacks, benign = attacks[: args.prompts], benign[: args.prompts]
+
+    records = []
+    for name, disguise in DISGUISES.items():
+        for label, family, texts in (("adversarial", name, attacks), ("benign", "benign_" + name, benign)):
+            for text in texts:
+                disguised = disguise(text)
+                records.append({"text": disguised, "label": label, "family": family, "source": "disguise:" + name,
+                                "group": "disguise:%d" % len(records), "split": "test",
+                                "tokens_approx": (len(disguised) + 3) // 4})
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    with open(args.output, "w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    print("%d records (%d attacks, %d benign, %d disguises) -> %s"
+          % (len(records), len(attacks), len(benign), len(DISGUISES), args.output))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
