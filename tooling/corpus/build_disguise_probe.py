@@ -26,13 +26,11 @@ prompts, and writes each in every disguise below. Every record is in the `test` 
 Standard library only. Nothing here is used for training.
 """
 
-import argparse
 import base64
 import codecs
-import json
-import os
-import random
 import sys
+
+from probe_io import probe_parser, start, write_records
 
 SMALL_CAPITALS = dict(zip("abcdefghijklmnoprstuvwyz", "ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘʀꜱᴛᴜᴠᴡʏᴢ"))
 SUPERSCRIPTS = dict(zip("abcdefghijklmnoprstuvwxyz", "ᵃᵇᶜᵈᵉᶠᵍʰⁱʲᵏˡᵐⁿᵒᵖʳˢᵗᵘᵛʷˣʸᶻ"))
@@ -64,28 +62,16 @@ DISGUISES = {
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--corpus", required=True, help="the corpus JSONL (build_corpus.py's output)")
-    p.add_argument("--output", required=True, help="where to write the probe JSONL")
+    p = probe_parser(__doc__.splitlines()[0])
     p.add_argument("--prompts", type=int, default=100, help="attacks and benign prompts to sample (default 100)")
     p.add_argument("--max-chars", type=int, default=600, help="longest prompt sampled (default 600)")
-    p.add_argument("--seed", type=int, default=5)
-    args = p.parse_args(argv)
-    rng = random.Random(args.seed)
-    attacks, benign = [], []
-    try:
-        with open(args.corpus, encoding="utf-8") as f:
-            for line in f:
-                r = json.loads(line)
-                if r.get("split") != "test" or not 20 <= len(r["text"]) <= args.max_chars:
-                    continue
-                if r["label"] == "adversarial":
-                    attacks.append(r["text"])
-                elif r["label"] == "benign":
-                    benign.append(r["text"])
-    except (OSError, ValueError, KeyError) as e:
-        print("build_disguise_probe: error: cannot read %s: %s" % (args.corpus, e), file=sys.stderr)
+    started = start(p, argv, "build_disguise_probe")
+    if started is None:
         return 1
+    args, rng, test = started
+    short = [r for r in test if 20 <= len(r["text"]) <= args.max_chars]
+    attacks = [r["text"] for r in short if r["label"] == "adversarial"]
+    benign = [r["text"] for r in short if r["label"] == "benign"]
     if not attacks or not benign:
         print("build_disguise_probe: error: %s has no short test-split attacks or benign prompts" % args.corpus,
               file=sys.stderr)
@@ -102,10 +88,7 @@ def main(argv=None):
                 records.append({"text": disguised, "label": label, "family": family, "source": "disguise:" + name,
                                 "group": "disguise:%d" % len(records), "split": "test",
                                 "tokens_approx": (len(disguised) + 3) // 4})
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output, "w", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    write_records(records, args.output)
     print("%d records (%d attacks, %d benign, %d disguises) -> %s"
           % (len(records), len(attacks), len(benign), len(DISGUISES), args.output))
     return 0

@@ -15,37 +15,22 @@ so `curvalid evaluate --corpus padding.jsonl` reports the share caught per famil
 Standard library only. Nothing here is used for training.
 """
 
-import argparse
-import json
-import os
-import random
 import sys
+
+from probe_io import probe_parser, start, write_records
 
 LENGTHS = (250, 500, 1000, 2000)
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--corpus", required=True, help="the corpus JSONL (build_corpus.py's output)")
-    p.add_argument("--output", required=True, help="where to write the probe JSONL")
+    p = probe_parser(__doc__.splitlines()[0])
     p.add_argument("--attacks", type=int, default=150, help="test-split attacks to sample (default 150)")
-    p.add_argument("--seed", type=int, default=5)
-    args = p.parse_args(argv)
-    rng = random.Random(args.seed)
-    attacks, benign = [], []
-    try:
-        with open(args.corpus, encoding="utf-8") as f:
-            for line in f:
-                r = json.loads(line)
-                if r.get("split") != "test":
-                    continue
-                if r["label"] == "adversarial":
-                    attacks.append(r)
-                elif r["label"] == "benign" and 80 < len(r["text"]) < 1500:
-                    benign.append(r["text"])
-    except (OSError, ValueError, KeyError) as e:
-        print("build_padding_probe: error: cannot read %s: %s" % (args.corpus, e), file=sys.stderr)
+    started = start(p, argv, "build_padding_probe")
+    if started is None:
         return 1
+    args, rng, test = started
+    attacks = [r for r in test if r["label"] == "adversarial"]
+    benign = [r["text"] for r in test if r["label"] == "benign" and 80 < len(r["text"]) < 1500]
     if not attacks or not benign:
         print("build_padding_probe: error: %s has no test-split attacks or benign prompts" % args.corpus,
               file=sys.stderr)
@@ -74,10 +59,7 @@ def main(argv=None):
             records.append(record(padding(n), "benign", "padding_%d" % n, "padding"))
     for i, r in enumerate(records):
         r["group"] = "padding:%d" % i
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output, "w", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    write_records(records, args.output)
     print("%d records (%d attacks) -> %s" % (len(records), len(attacks), args.output))
     return 0
 
