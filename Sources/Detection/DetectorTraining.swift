@@ -284,8 +284,9 @@ public enum DetectorTraining {
       // then count as they are (shift 0), and the bundle says so.
       var chunkThreshold: Float?
       if !pool.isEmpty {
-        chunkThreshold = try calibrate(pool)
-        progress?.note("chunk threshold \(chunkThreshold ?? 0) from \(pool.count) benign prompts with chunks")
+        let calibrated = try calibrate(pool)
+        progress?.note("chunk threshold \(calibrated) from \(pool.count) benign prompts with chunks")
+        chunkThreshold = calibrated
       }
       var segmentPool: [Float?] = []
       var partSegmentThreshold: Float?

@@ -213,9 +213,8 @@ extension WordPieceTokenizer {
   /// run) from the next (`I g n o r e`, `I.g.n.o.r.e`, `I-g-n-o-r-e`), becomes the word it spells,
   /// provided the runs of at least three letters hold `spelledLettersNeeded` letters in all. What
   /// lies between two runs is kept (`a l l  r u l e s` → `all  rules`); a one-letter word between
-  /// ordinary words
-  /// (`and a cat`) stays as it is, and so do initials in ordinary text (`U.S.A.`, `e.g.`), which
-  /// only count when runs of three letters or more reach the minimum.
+  /// ordinary words (`and a cat`) stays as it is, and so do initials in ordinary text (`U.S.A.`,
+  /// `e.g.`), which only count when runs of three letters or more reach the minimum.
   package static func joiningSpelledLetters(in text: String) -> String {
     let scalars = Array(text.unicodeScalars)
     func isAlphanumeric(_ index: Int) -> Bool {
@@ -231,11 +230,11 @@ extension WordPieceTokenizer {
     // run (`I.g.n.o.r.e a-l-l` is two words). Runs joined by punctuation are found first, so that
     // a one-letter word before one (`make a w.e.a.p.o.n`) is not taken as a letter of a spaced run.
     var runs: [ClosedRange<Int>] = []
-    var claimed = Set<Int>()
+    var claimed = [Bool](repeating: false, count: scalars.count)
     for pass in [letterSeparators.subtracting([" "]), [" "]] {
       var index = 0
       while index < scalars.count {
-        guard isSingleLetter(index), !claimed.contains(index), scalars.indices.contains(index + 1),
+        guard isSingleLetter(index), !claimed[index], scalars.indices.contains(index + 1),
           pass.contains(scalars[index + 1])
         else {
           index += 1
@@ -244,13 +243,13 @@ extension WordPieceTokenizer {
         let separator = scalars[index + 1]
         var end = index
         while end + 2 < scalars.count, scalars[end + 1] == separator, isSingleLetter(end + 2),
-          !claimed.contains(end + 2)
+          !claimed[end + 2]
         {
           end += 2
         }
         if end > index {
           runs.append(index...end)
-          claimed.formUnion(index...end)
+          for position in index...end { claimed[position] = true }
         }
         index = end + 1
       }
