@@ -237,8 +237,16 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
     /// minus that share; measured, not used by a preset).
     public var calibration: String = "joint"
 
+    /// The ways `calibration` may be set (stored as the raw value, so bundles keep their JSON).
+    public enum Calibration: String, CaseIterable, Sendable {
+      case joint, separate, shared
+    }
+
+    /// `calibration` as a `Calibration` (`joint` when unknown; `validate` refuses unknown).
+    public var calibrationRule: Calibration { Calibration(rawValue: calibration) ?? .joint }
+
     /// Whether chunk and segment scores get thresholds of their own (`separate` or `shared`).
-    public var hasOwnPartThresholds: Bool { calibration == "separate" || calibration == "shared" }
+    public var hasOwnPartThresholds: Bool { calibrationRule != .joint }
     /// Whether each line and sentence of a prompt with several (`PromptSegments`) is also encoded
     /// and scored on its own, so that an instruction appended to an ordinary task is read as
     /// what it is. Segment scores have their own threshold `t_s`: the largest segment score of
@@ -409,7 +417,7 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
     case "chunked", "default":
       var configuration = DetectorConfiguration(features: defaultFeatures)
       var chunking = Chunking()
-      chunking.calibration = "separate"
+      chunking.calibration = Chunking.Calibration.separate.rawValue
       chunking.segments = name == "default"
       configuration.chunking = chunking
       return configuration
@@ -638,7 +646,7 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
       try require(
         chunking.stride >= 1 && chunking.stride <= chunking.length, "chunking.stride must lie in 1…length")
       try require(
-        ["joint", "separate", "shared"].contains(chunking.calibration),
+        Chunking.Calibration(rawValue: chunking.calibration) != nil,
         "chunking.calibration: joint, separate or shared")
       try require(
         chunking.maxSegments >= 2 && chunking.maxSegments <= 1024, "chunking.maxSegments must lie in 2…1024")
@@ -649,7 +657,7 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
         !chunking.segments || chunking.hasOwnPartThresholds,
         "chunking.segments needs chunking.calibration=separate or shared")
       try require(
-        chunking.calibration != "shared" || classifier.fusionRule != .separate,
+        chunking.calibrationRule != .shared || classifier.fusionRule != .separate,
         "chunking.calibration=shared cannot be combined with classifier.fuseRule=separate "
           + "(that rule fixes the whole-prompt threshold first)")
     }

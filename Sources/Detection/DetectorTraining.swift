@@ -299,7 +299,7 @@ public enum DetectorTraining {
       }
       if let separateThreshold {
         threshold = separateThreshold
-      } else if chunking.calibration == "shared" {
+      } else if chunking.calibrationRule == .shared {
         let share = Self.partFlaggedShare(
           chunks: benignChunks, chunkThreshold: chunkThreshold, segments: segmentPool,
           segmentThreshold: partSegmentThreshold)

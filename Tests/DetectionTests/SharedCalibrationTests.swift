@@ -36,8 +36,20 @@ final class SharedCalibrationTests: XCTestCase {
     // Measured and not adopted: the presets keep `separate` (docs/evaluation.md, "Shared budget").
     var configuration = try DetectorConfiguration.preset(named: "default")
     XCTAssertEqual(configuration.chunking?.calibration, "separate")
+    XCTAssertEqual(configuration.chunking?.calibrationRule, .separate)
     try configuration.apply("chunking.calibration=shared")
     XCTAssertEqual(configuration.chunking?.calibration, "shared")
+    XCTAssertEqual(configuration.chunking?.calibrationRule, .shared)
+    XCTAssertEqual(configuration.chunking?.hasOwnPartThresholds, true)
+    var joint = configuration
+    try joint.apply(["chunking.segments=false", "chunking.calibration=joint"])
+    XCTAssertEqual(joint.chunking?.hasOwnPartThresholds, false)
+    // An unknown rule is refused with the rules it could be, and the configuration is unchanged.
+    XCTAssertThrowsError(try joint.apply("chunking.calibration=Shared")) { error in
+      XCTAssertEqual((error as? DetectionError)?.code, .invalidInput)
+      XCTAssertTrue("\(error)".contains("joint, separate or shared"), "\(error)")
+    }
+    XCTAssertEqual(joint.chunking?.calibrationRule, .joint)
     XCTAssertEqual(configuration.chunking?.segments, true, "segments accept shared calibration")
     XCTAssertEqual(try DetectorConfiguration.fromJSON(configuration.json()), configuration)
     var fused = try DetectorConfiguration.preset(named: "phrase-fusion")
