@@ -38,6 +38,19 @@ enum BatchInputFormat: String {
   /// One prompt per line.
   case text
 
+  /// The format `--format` names, else the one `path`'s extension implies, else JSONL.
+  ///
+  /// - Throws: `CommandError.usage` for a name that is not a format.
+  static func chosen(_ name: String?, path: String?) throws(CommandError) -> BatchInputFormat {
+    if let name {
+      guard let format = BatchInputFormat(rawValue: name) else {
+        throw .usage("--format must be jsonl, csv or text, got '\(name)'")
+      }
+      return format
+    }
+    return path.flatMap(guess) ?? .jsonl
+  }
+
   /// The format implied by a file name's extension, if any.
   static func guess(path: String) -> BatchInputFormat? {
     switch URL(fileURLWithPath: path).pathExtension.lowercased() {

@@ -29,15 +29,7 @@ enum BatchScoring {
     guard inputPath != nil || isatty(0) == 0 else {
       throw .usage("score needs TEXT, --input FILE, or prompts piped to standard input (see --help)")
     }
-    let inputFormat: BatchInputFormat
-    if let name = arguments.value("format") {
-      guard let format = BatchInputFormat(rawValue: name) else {
-        throw .usage("--format must be jsonl, csv or text, got '\(name)'")
-      }
-      inputFormat = format
-    } else {
-      inputFormat = inputPath.flatMap(BatchInputFormat.guess) ?? .jsonl
-    }
+    let inputFormat = try BatchInputFormat.chosen(arguments.value("format"), path: inputPath)
     let outputFormat: BatchOutputFormat
     if let name = arguments.value("output-format") {
       guard let format = BatchOutputFormat(rawValue: name) else {

@@ -30,7 +30,9 @@ public enum CurvalidCLI {
     Command(name: "score", summary: "score one prompt with a model bundle", run: ScoreCommand.run),
     Command(name: "serve", summary: "serve the detector over TCP and Unix sockets", run: ServeCommand.run),
     Command(
-      name: "model", summary: "inspect a model bundle or compare two on a corpus", run: ModelCommand.run),
+      name: "model",
+      summary: "inspect a bundle, compare two on a corpus, or calibrate one on your benign prompts",
+      run: ModelCommand.run),
     Command(name: "audit", summary: "verify, tail, export and label the audit log", run: AuditCommand.run),
     Command(
       name: "cache", summary: "list the embedding caches and prune the ones no longer needed",

@@ -2,12 +2,14 @@ import Detection
 import Embeddings
 import Foundation
 
-/// `curvalid model inspect|compare`: what is inside a model bundle, and how two bundles differ on
-/// a corpus's test split.
+/// `curvalid model inspect|compare|calibrate`: what is inside a model bundle, how two bundles
+/// differ on a corpus's test split, and a bundle's threshold set again on a deployment's own
+/// benign prompts.
 enum ModelCommand {
   static let help = """
     usage: curvalid model inspect BUNDLE [--json]
            curvalid model compare A B --corpus FILE [--corpus FILE…] [OPTIONS]
+           curvalid model calibrate BUNDLE --benign FILE --target-fpr R --output NEW [OPTIONS]
 
     inspect   prints the bundle's format version, model id, file size, encoder name and digest,
               training corpus digest and counts, configuration, feature names, threshold and the
@@ -15,12 +17,22 @@ enum ModelCommand {
     compare   scores the corpus's test split with both bundles (sharing the embedding cache), prints
               their metrics per family side by side, and lists the prompts on which their decisions
               differ (the first 20, text cut to 100 characters, and the total).
+    calibrate scores a sample of your own benign prompts (JSONL, CSV or text, as `score` reads
+              them) and writes a copy of the bundle whose threshold rejects at most a fraction R of
+              them (chunk and segment thresholds move with it). Every record must be a prompt; the
+              sample needs at least 1/R prompts, better 10/R. The new bundle records the target,
+              the sample size and the threshold it was trained with.
 
     options:
       --json               print JSON instead of text
       --corpus FILE        corpus JSONL for compare (repeatable)
       --cache-dir DIR      embedding cache for compare (default: the one `train` uses)
       --include-harmful    compare: count `harmful` records as attacks
+      --benign FILE        calibrate: the benign sample
+      --target-fpr R       calibrate: the false-positive rate to allow on it (e.g. 0.005)
+      --output FILE        calibrate: where to write the new bundle (not the bundle itself)
+      --format FORMAT      calibrate: jsonl, csv or text (default: by extension, else jsonl)
+      --field NAME         calibrate: the prompt field or column (default: text, then prompt)
     \(EncoderOptions.help)
       -h, --help           show this help
 
@@ -30,15 +42,21 @@ enum ModelCommand {
     var remaining = raw
     let corpora = try TrainCommand.extract("corpus", from: &remaining)
     let arguments = try Arguments(
-      remaining, options: EncoderOptions.names.union(["cache-dir"]), flags: ["json", "include-harmful"])
+      remaining, options: EncoderOptions.names.union(["cache-dir"]).union(calibrateOptions),
+      flags: ["json", "include-harmful"])
     if arguments.flag("help") {
       print(help, terminator: "")
       return 0
     }
     guard let action = arguments.positional.first else {
-      throw .usage("model needs an action: inspect or compare (see --help)")
+      throw .usage("model needs an action: inspect, compare or calibrate (see --help)")
     }
     let operands = Array(arguments.positional.dropFirst())
+    if action != "calibrate",
+      let option = calibrateOptions.sorted().first(where: { arguments.value($0) != nil })
+    {
+      throw .usage("--\(option) is an option of model calibrate, not of model \(action)")
+    }
     switch action {
     case "inspect":
       guard operands.count == 1 else { throw .usage("model inspect takes one BUNDLE, got \(operands.count)") }
@@ -50,8 +68,14 @@ enum ModelCommand {
       }
       guard !corpora.isEmpty else { throw .usage("model compare needs at least one --corpus FILE") }
       return try compare(operands[0], operands[1], corpora: corpora, arguments: arguments)
+    case "calibrate":
+      guard operands.count == 1 else {
+        throw .usage("model calibrate takes one BUNDLE, got \(operands.count)")
+      }
+      guard corpora.isEmpty else { throw .usage("model calibrate takes no --corpus (use --benign FILE)") }
+      return try calibrate(operands[0], arguments: arguments)
     default:
-      throw .usage("unknown model action '\(action)' (inspect or compare)")
+      throw .usage("unknown model action '\(action)' (inspect, compare or calibrate)")
     }
   }
 
@@ -113,7 +137,7 @@ enum ModelCommand {
         written by: \(bundle.tool)
         encoder: \(bundle.encoderName)  sha256 \(bundle.encoderSHA256)
         training corpus: sha256 \(bundle.corpusDigest)
-        threshold: \(bundle.threshold)
+        threshold: \(bundle.threshold)\(calibrationNote(bundle))
         feature blocks: \(bundle.configuration.features.joined(separator: ", "))
         features: \(features.joined(separator: ", ")) (the scalars reported with each decision)
 
@@ -174,7 +198,10 @@ enum ModelCommand {
       for (key, value) in counts {
         text += "  " + key.padding(toLength: width + 2, withPad: " ", startingAt: 0) + "\(value)\n"
       }
-      text += "evaluation (test split at training time):\n"
+      text +=
+        bundle.evaluation["calibration_target_fpr"] == nil
+        ? "evaluation (test split at training time):\n"
+        : "evaluation (test split at training time, at the trained threshold):\n"
       for (key, value) in evaluation {
         text +=
           "  \(key): \(value == value.rounded() && abs(value) >= 1 ? "\(Int(value))" : String(format: "%.4f", value))\n"
@@ -184,6 +211,16 @@ enum ModelCommand {
     }
     try output.flush()
     return 0
+  }
+
+  /// The ` (calibrated …)` note after an inspected bundle's threshold, when `model calibrate` set it.
+  private static func calibrationNote(_ bundle: ModelBundle) -> String {
+    guard let target = bundle.evaluation["calibration_target_fpr"] else { return "" }
+    let prompts = Int(bundle.evaluation["calibration_prompts"] ?? 0)
+    let reached = bundle.evaluation["calibration_reached_fpr"].map { ", reached \(percent($0))" } ?? ""
+    let trained = bundle.evaluation["trained_threshold"].map { "; trained threshold \(Float($0))" } ?? ""
+    return
+      " (set by `model calibrate` to a \(percent(target)) target FPR on \(prompts) benign prompts\(reached)\(trained))"
   }
 
   // MARK: compare

@@ -162,7 +162,7 @@ final class ModelCommandTests: XCTestCase {
   func testUsageErrors() throws {
     for arguments in [
       ["model"], ["model", "frobnicate"], ["model", "inspect"], ["model", "compare", "a", "b"],
-      ["model", "compare", "a", "--corpus", "c"],
+      ["model", "compare", "a", "--corpus", "c"], ["model", "inspect", "a", "--target-fpr", "0.01"],
     ] {
       let result = try BinaryRunner.run(arguments)
       XCTAssertEqual(result.status, 64, "\(arguments): \(result.standardError)")

@@ -1,0 +1,180 @@
+import Detection
+import Foundation
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// `curvalid model calibrate`: a bundle's threshold set again for a deployment's target FPR, on the
+/// deployment's own benign prompts, and stored in a new bundle.
+extension ModelCommand {
+  /// The options `model calibrate` takes besides the encoder's.
+  static let calibrateOptions: Set<String> = ["benign", "target-fpr", "output", "format", "field"]
+
+  /// Prompts per scoring call.
+  private static let calibrationBatch = 32
+
+  /// What a calibration found.
+  struct Calibration: Equatable {
+    /// The new threshold.
+    let threshold: Float
+    /// Benign prompts scored.
+    let prompts: Int
+    /// How many of them the new threshold rejects (at most `⌊target · prompts⌋`).
+    let flagged: Int
+  }
+
+  /// The threshold for `target` on the decision scores of benign prompts (`Metrics.threshold`:
+  /// the smallest that rejects at most `⌊target · n⌋` of them), refusing a sample too small for
+  /// the target to allow one rejection.
+  ///
+  /// - Throws: `CommandError.failure` for an empty sample or one smaller than `1 / target`.
+  static func calibration(scores: [Float], target: Double, source: String) throws(CommandError) -> Calibration
+  {
+    guard !scores.isEmpty else { throw .failure("\(source) holds no prompts to calibrate on") }
+    let allowed = Int((target * Double(scores.count) + 1e-9).rounded(.down))
+    guard allowed >= 1 else {
+      throw .failure(
+        "a \(percent(target)) target needs at least \(Int((1 / target).rounded(.up))) benign prompts "
+          + "(so that one may be rejected); \(source) holds \(scores.count)")
+    }
+    let threshold: Float
+    do {
+      threshold = try Metrics.threshold(forBenignScores: scores, targetFalsePositiveRate: target)
+    } catch {
+      throw .failure("calibration failed: \(error)")
+    }
+    return Calibration(
+      threshold: threshold, prompts: scores.count, flagged: scores.filter { $0 >= threshold }.count)
+  }
+
+  /// Runs `model calibrate BUNDLE --benign FILE --target-fpr R --output NEW`.
+  ///
+  /// Every record of the sample must be a prompt the detector scores: a bad record (invalid JSON
+  /// or UTF-8, a missing field, an empty or over-long prompt) stops the run with its line, since a
+  /// threshold set on part of a sample would not say which part.
+  ///
+  /// - Returns: 0 when the new bundle is written.
+  /// - Throws: `CommandError.usage` for missing or malformed options, `.failure` otherwise.
+  static func calibrate(_ path: String, arguments: Arguments) throws(CommandError) -> Int32 {
+    guard let benignPath = arguments.value("benign") else {
+      throw .usage("model calibrate needs --benign FILE: prompts of your own benign traffic")
+    }
+    guard let targetText = arguments.value("target-fpr") else {
+      throw .usage(
+        "model calibrate needs --target-fpr R, the benign false-positive rate to allow (e.g. 0.005)")
+    }
+    guard let target = Double(targetText), target > 0, target < 1 else {
+      throw .usage("--target-fpr must be a rate between 0 and 1 (e.g. 0.005 for 0.5%), got '\(targetText)'")
+    }
+    guard let outputPath = arguments.value("output") else {
+      throw .usage("model calibrate needs --output FILE for the new bundle")
+    }
+    let bundleURL = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath()
+    let outputURL = URL(fileURLWithPath: outputPath).standardizedFileURL
+    guard bundleURL.path != outputURL.resolvingSymlinksInPath().path else {
+      throw .usage(
+        "--output must differ from the bundle: calibrate writes a new bundle and keeps the original")
+    }
+    let format = try BatchInputFormat.chosen(arguments.value("format"), path: benignPath)
+    try EncoderOptions.applyThreads(arguments)
+    let detector = try ModelLoading.loadDetector(
+      bundlePath: path, encoderDirectory: arguments.value("encoder"))
+    let bundle: ModelBundle
+    do {
+      bundle = try ModelBundle.read(from: URL(fileURLWithPath: path), encoderSHA256: nil)
+    } catch {
+      throw .failure(error.message)
+    }
+    let scores = try benignScores(
+      benignPath, format: format, fieldNames: arguments.value("field").map { [$0] } ?? ["text", "prompt"],
+      detector: detector)
+    let found = try calibration(scores: scores, target: target, source: benignPath)
+
+    var evaluation = bundle.evaluation
+    // The first training threshold stays recorded however often a bundle is calibrated again.
+    evaluation["trained_threshold"] = bundle.evaluation["trained_threshold"] ?? Double(bundle.threshold)
+    evaluation["calibration_target_fpr"] = target
+    evaluation["calibration_prompts"] = Double(found.prompts)
+    evaluation["calibration_reached_fpr"] = Double(found.flagged) / Double(found.prompts)
+    let calibrated = ModelBundle(
+      model: bundle.model, threshold: found.threshold, encoderName: bundle.encoderName,
+      encoderSHA256: bundle.encoderSHA256, corpusDigest: bundle.corpusDigest,
+      trainingCounts: bundle.trainingCounts, evaluation: evaluation, topicCentroids: bundle.topicCentroids,
+      tool: bundle.tool)
+    let modelID: String
+    do {
+      try calibrated.write(to: outputURL)
+      modelID = try ModelBundle.modelID(of: outputURL)
+    } catch {
+      throw .failure(error.message)
+    }
+    let output = OutputWriter()
+    if arguments.flag("json") {
+      try output.write(
+        "{\"model_id\":\(JSONText.string(modelID)),\"path\":\(JSONText.string(outputPath)),"
+          + "\"threshold\":\(JSONText.number(found.threshold)),"
+          + "\"previous_threshold\":\(JSONText.number(bundle.threshold)),\"target_fpr\":\(target),"
+          + "\"prompts\":\(found.prompts),\"flagged\":\(found.flagged)}\n")
+    } else {
+      try output.write(
+        "model \(modelID)  (\(outputPath))\n"
+          + "threshold \(found.threshold) (was \(bundle.threshold)) at a \(percent(target)) target FPR on "
+          + "\(found.prompts) benign prompts of \(benignPath): \(found.flagged) rejected "
+          + "(\(percent(Double(found.flagged) / Double(found.prompts))))\n")
+    }
+    try output.flush()
+    if found.flagged < 10 {
+      printError(
+        "note: the threshold rests on \(found.flagged) rejected prompt(s); with fewer than 10 the rate it "
+          + "reaches on other benign traffic can be far from the target (use at least "
+          + "\(Int((10 / target).rounded(.up))) prompts)")
+    }
+    return 0
+  }
+
+  /// The decision scores of every prompt in a benign sample, in order.
+  ///
+  /// - Throws: `CommandError.failure` when the file cannot be read or a record is not a prompt
+  ///   the detector scores (with its line).
+  private static func benignScores(
+    _ path: String, format: BatchInputFormat, fieldNames: [String], detector: Detector
+  ) throws(CommandError) -> [Float] {
+    let descriptor = open(path, O_RDONLY)
+    guard descriptor >= 0 else {
+      throw .failure("cannot open the benign sample \(path): \(String(cString: strerror(errno)))")
+    }
+    defer { close(descriptor) }
+    let reader = try BatchRecordReader(descriptor: descriptor, format: format, fieldNames: fieldNames)
+    func refuse(_ line: Int, _ message: String) -> CommandError {
+      .failure(
+        "\(path) line \(line): \(message); every record of the sample must be a prompt (fix or remove it)")
+    }
+    var scores: [Float] = []
+    while true {
+      var records: [(line: Int, prompt: String)] = []
+      while records.count < calibrationBatch, let record = try reader.next() {
+        switch record.prompt {
+        case .success(let prompt): records.append((record.line, prompt))
+        case .failure(let error): throw refuse(record.line, error.message)
+        }
+      }
+      if records.isEmpty { break }
+      for (record, result) in zip(records, detector.score(records.map(\.prompt), explain: false)) {
+        switch result {
+        case .success(let decision): scores.append(decision.score)
+        case .failure(let error): throw refuse(record.line, error.message)
+        }
+      }
+    }
+    return scores
+  }
+
+  /// A rate as a percentage with up to two decimals (`0.5%`, `1%`, `0.25%`).
+  static func percent(_ rate: Double) -> String {
+    var text = String(format: "%.2f", rate * 100)
+    while text.hasSuffix("0") { text.removeLast() }
+    if text.hasSuffix(".") { text.removeLast() }
+    return text + "%"
+  }
+}
