@@ -24,6 +24,18 @@ extension ModelCommand {
     let flagged: Int
   }
 
+  /// Refuses a sample too small for `target` to allow one rejection (`⌊target · count⌋ = 0`).
+  ///
+  /// - Throws: `CommandError.failure` for an empty sample or one smaller than `1 / target`.
+  static func checkSampleSize(_ count: Int, target: Double, source: String) throws(CommandError) {
+    guard count > 0 else { throw .failure("\(source) holds no prompts to calibrate on") }
+    guard Int((target * Double(count) + 1e-9).rounded(.down)) >= 1 else {
+      throw .failure(
+        "a \(percent(target)) target needs at least \(Int((1 / target).rounded(.up))) benign prompts "
+          + "(so that one may be rejected); \(source) holds \(count)")
+    }
+  }
+
   /// The threshold for `target` on the decision scores of benign prompts (`Metrics.threshold`:
   /// the smallest that rejects at most `⌊target · n⌋` of them), refusing a sample too small for
   /// the target to allow one rejection.
@@ -31,13 +43,7 @@ extension ModelCommand {
   /// - Throws: `CommandError.failure` for an empty sample or one smaller than `1 / target`.
   static func calibration(scores: [Float], target: Double, source: String) throws(CommandError) -> Calibration
   {
-    guard !scores.isEmpty else { throw .failure("\(source) holds no prompts to calibrate on") }
-    let allowed = Int((target * Double(scores.count) + 1e-9).rounded(.down))
-    guard allowed >= 1 else {
-      throw .failure(
-        "a \(percent(target)) target needs at least \(Int((1 / target).rounded(.up))) benign prompts "
-          + "(so that one may be rejected); \(source) holds \(scores.count)")
-    }
+    try checkSampleSize(scores.count, target: target, source: source)
     let threshold: Float
     do {
       threshold = try Metrics.threshold(forBenignScores: scores, targetFalsePositiveRate: target)
@@ -51,8 +57,9 @@ extension ModelCommand {
   /// Runs `model calibrate BUNDLE --benign FILE --target-fpr R --output NEW`.
   ///
   /// Every record of the sample must be a prompt the detector scores: a bad record (invalid JSON
-  /// or UTF-8, a missing field, an empty or over-long prompt) stops the run with its line, since a
-  /// threshold set on part of a sample would not say which part.
+  /// or UTF-8, a missing field, an empty prompt, one the detector cannot score) stops the run with
+  /// its line, since a threshold set on part of a sample would not say which part. Records are
+  /// checked and counted in a first pass, before the model is loaded.
   ///
   /// - Returns: 0 when the new bundle is written.
   /// - Throws: `CommandError.usage` for missing or malformed options, `.failure` otherwise.
@@ -77,6 +84,11 @@ extension ModelCommand {
         "--output must differ from the bundle: calibrate writes a new bundle and keeps the original")
     }
     let format = try BatchInputFormat.chosen(arguments.value("format"), path: benignPath)
+    let fieldNames = arguments.value("field").map { [$0] } ?? ["text", "prompt"]
+    // A first pass checks every record and the sample's size before any model is loaded.
+    var count = 0
+    try forEachPrompts(in: benignPath, format: format, fieldNames: fieldNames) { count += $0.count }
+    try checkSampleSize(count, target: target, source: benignPath)
     try EncoderOptions.applyThreads(arguments)
     let detector = try ModelLoading.loadDetector(
       bundlePath: path, encoderDirectory: arguments.value("encoder"))
@@ -86,9 +98,16 @@ extension ModelCommand {
     } catch {
       throw .failure(error.message)
     }
-    let scores = try benignScores(
-      benignPath, format: format, fieldNames: arguments.value("field").map { [$0] } ?? ["text", "prompt"],
-      detector: detector)
+    var scores: [Float] = []
+    try forEachPrompts(in: benignPath, format: format, fieldNames: fieldNames) {
+      (records) throws(CommandError) in
+      for (record, result) in zip(records, detector.score(records.map(\.prompt), explain: false)) {
+        switch result {
+        case .success(let decision): scores.append(decision.score)
+        case .failure(let error): throw refusal(benignPath, line: record.line, error.message)
+        }
+      }
+    }
     let found = try calibration(scores: scores, target: target, source: benignPath)
 
     var evaluation = bundle.evaluation
@@ -133,41 +152,40 @@ extension ModelCommand {
     return 0
   }
 
-  /// The decision scores of every prompt in a benign sample, in order.
+  /// The refusal of a sample record that is not a prompt.
+  private static func refusal(_ path: String, line: Int, _ message: String) -> CommandError {
+    .failure(
+      "\(path) line \(line): \(message); every record of the sample must be a prompt (fix or remove it)")
+  }
+
+  /// Reads a benign sample in batches of `calibrationBatch` prompts, in order, and hands each batch
+  /// to `body`.
   ///
   /// - Throws: `CommandError.failure` when the file cannot be read or a record is not a prompt
-  ///   the detector scores (with its line).
-  private static func benignScores(
-    _ path: String, format: BatchInputFormat, fieldNames: [String], detector: Detector
-  ) throws(CommandError) -> [Float] {
+  ///   (invalid JSON or UTF-8, a missing field, an empty prompt), with its line; what `body` throws.
+  private static func forEachPrompts(
+    in path: String, format: BatchInputFormat, fieldNames: [String],
+    _ body: ([(line: Int, prompt: String)]) throws(CommandError) -> Void
+  ) throws(CommandError) {
     let descriptor = open(path, O_RDONLY)
     guard descriptor >= 0 else {
       throw .failure("cannot open the benign sample \(path): \(String(cString: strerror(errno)))")
     }
     defer { close(descriptor) }
     let reader = try BatchRecordReader(descriptor: descriptor, format: format, fieldNames: fieldNames)
-    func refuse(_ line: Int, _ message: String) -> CommandError {
-      .failure(
-        "\(path) line \(line): \(message); every record of the sample must be a prompt (fix or remove it)")
-    }
-    var scores: [Float] = []
     while true {
       var records: [(line: Int, prompt: String)] = []
       while records.count < calibrationBatch, let record = try reader.next() {
         switch record.prompt {
+        case .success(let prompt) where prompt.allSatisfy(\.isWhitespace):
+          throw refusal(path, line: record.line, "the prompt is empty")
         case .success(let prompt): records.append((record.line, prompt))
-        case .failure(let error): throw refuse(record.line, error.message)
+        case .failure(let error): throw refusal(path, line: record.line, error.message)
         }
       }
-      if records.isEmpty { break }
-      for (record, result) in zip(records, detector.score(records.map(\.prompt), explain: false)) {
-        switch result {
-        case .success(let decision): scores.append(decision.score)
-        case .failure(let error): throw refuse(record.line, error.message)
-        }
-      }
+      if records.isEmpty { return }
+      try body(records)
     }
-    return scores
   }
 
   /// A rate as a percentage with up to two decimals (`0.5%`, `1%`, `0.25%`).

@@ -165,7 +165,15 @@ final class ModelCalibrateTests: XCTestCase {
       toFile: blank, atomically: true, encoding: .utf8)
     let refused = try BinaryRunner.run(base + ["--benign", blank, "--target-fpr", "0.1", "--output", output])
     XCTAssertEqual(refused.status, 1, refused.standardError)
-    XCTAssertTrue(refused.standardError.contains("blank.txt line 13: "), refused.standardError)
+    XCTAssertTrue(
+      refused.standardError.contains("blank.txt line 13: the prompt is empty"), refused.standardError)
+    // The sample is checked before any model is loaded: its refusal comes first.
+    let early = try BinaryRunner.run([
+      "model", "calibrate", "/nonexistent.safetensors", "--benign", blank, "--target-fpr", "0.1",
+      "--output", output,
+    ])
+    XCTAssertEqual(early.status, 1, early.standardError)
+    XCTAssertTrue(early.standardError.contains("line 13"), early.standardError)
     let json = try directory.appendingPathComponent("bad.jsonl").path
     try "{\"text\": \"fine\"}\n{\"text\": \n".write(toFile: json, atomically: true, encoding: .utf8)
     let invalid = try BinaryRunner.run(base + ["--benign", json, "--target-fpr", "0.5", "--output", output])
