@@ -151,8 +151,8 @@ enum ModelCommand {
         text += String(
           format:
             "score: the classifier at the threshold, or %@ alone above its own threshold %.4f (rule separate, "
-            + "%.2f%% of the benign calibration prompts)\n",
-          fused, fusion.blockThreshold(onto: bundle.threshold), budget * 100)
+            + "%.2f%% of the benign calibration prompts%@)\n",
+          fused, fusion.blockThreshold(onto: bundle.threshold), budget * 100, movedNote(bundle))
       } else if let fused = bundle.configuration.classifier.fuse, let fusion = bundle.model.fusion {
         text += String(
           format:
@@ -186,10 +186,10 @@ enum ModelCommand {
           text += String(
             format:
               "score: also each line and sentence of a prompt with several, encoded alone (at most %d), "
-              + "above its own threshold %.4f (%.2f%% of the benign training and calibration prompts; "
+              + "above its own threshold %.4f (%.2f%% of the benign training and calibration prompts%@; "
               + "segment logit shift %.4f)\n",
             chunking.maxSegments, ScoringModel.shifted(bundle.threshold, by: -shift),
-            bundle.configuration.segmentBudget * 100,
+            bundle.configuration.segmentBudget * 100, movedNote(bundle),
             shift)
         }
       }
@@ -211,6 +211,13 @@ enum ModelCommand {
     }
     try output.flush()
     return 0
+  }
+
+  /// `, at training; …` after a part threshold's training budget when `model calibrate` has moved
+  /// the threshold (the part thresholds keep their offsets from it), else nothing.
+  private static func movedNote(_ bundle: ModelBundle) -> String {
+    bundle.evaluation["calibration_target_fpr"] == nil
+      ? "" : " at training, moved with the threshold by model calibrate"
   }
 
   /// The ` (calibrated …)` note after an inspected bundle's threshold, when `model calibrate` set it.

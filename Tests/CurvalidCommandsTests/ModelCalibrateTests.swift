@@ -120,6 +120,12 @@ final class ModelCalibrateTests: XCTestCase {
     XCTAssertTrue(
       text.output.contains("(set by `model calibrate` to a 10% target FPR on 40 benign prompts"), text.output)
     XCTAssertTrue(text.output.contains("at the trained threshold"), text.output)
+    XCTAssertTrue(
+      text.output.contains(
+        "prompts at training, moved with the threshold by model calibrate; segment logit shift"),
+      text.output)
+    let plain = try BinaryRunner.run(["model", "inspect", original])
+    XCTAssertFalse(plain.output.contains("moved with the threshold"), plain.output)
 
     // Calibrated again, the first training threshold stays recorded.
     let twice = try directory.appendingPathComponent("twice.safetensors").path
