@@ -14,6 +14,18 @@ extension ModelCommand {
   /// Prompts per scoring call.
   private static let calibrationBatch = 32
 
+  /// The keys `model calibrate` adds to a bundle's evaluation summary (and `model inspect` reads).
+  enum SummaryKey {
+    /// The target FPR of the last calibration.
+    static let target = "calibration_target_fpr"
+    /// How many benign prompts it was set on.
+    static let prompts = "calibration_prompts"
+    /// The share of them the new threshold rejects.
+    static let reached = "calibration_reached_fpr"
+    /// The threshold the bundle was trained with (kept through later calibrations).
+    static let trainedThreshold = "trained_threshold"
+  }
+
   /// What a calibration found.
   struct Calibration: Equatable {
     /// The new threshold.
@@ -92,12 +104,7 @@ extension ModelCommand {
     try EncoderOptions.applyThreads(arguments)
     let detector = try ModelLoading.loadDetector(
       bundlePath: path, encoderDirectory: arguments.value("encoder"))
-    let bundle: ModelBundle
-    do {
-      bundle = try ModelBundle.read(from: URL(fileURLWithPath: path), encoderSHA256: nil)
-    } catch {
-      throw .failure(error.message)
-    }
+    let bundle = detector.bundle
     var scores: [Float] = []
     try forEachPrompts(in: benignPath, format: format, fieldNames: fieldNames) {
       (records) throws(CommandError) in
@@ -112,10 +119,11 @@ extension ModelCommand {
 
     var evaluation = bundle.evaluation
     // The first training threshold stays recorded however often a bundle is calibrated again.
-    evaluation["trained_threshold"] = bundle.evaluation["trained_threshold"] ?? Double(bundle.threshold)
-    evaluation["calibration_target_fpr"] = target
-    evaluation["calibration_prompts"] = Double(found.prompts)
-    evaluation["calibration_reached_fpr"] = Double(found.flagged) / Double(found.prompts)
+    evaluation[SummaryKey.trainedThreshold] =
+      bundle.evaluation[SummaryKey.trainedThreshold] ?? Double(bundle.threshold)
+    evaluation[SummaryKey.target] = target
+    evaluation[SummaryKey.prompts] = Double(found.prompts)
+    evaluation[SummaryKey.reached] = Double(found.flagged) / Double(found.prompts)
     let calibrated = ModelBundle(
       model: bundle.model, threshold: found.threshold, encoderName: bundle.encoderName,
       encoderSHA256: bundle.encoderSHA256, corpusDigest: bundle.corpusDigest,

@@ -199,7 +199,7 @@ enum ModelCommand {
         text += "  " + key.padding(toLength: width + 2, withPad: " ", startingAt: 0) + "\(value)\n"
       }
       text +=
-        bundle.evaluation["calibration_target_fpr"] == nil
+        bundle.evaluation[SummaryKey.target] == nil
         ? "evaluation (test split at training time):\n"
         : "evaluation (test split at training time, at the trained threshold):\n"
       for (key, value) in evaluation {
@@ -213,19 +213,20 @@ enum ModelCommand {
     return 0
   }
 
-  /// `, at training; …` after a part threshold's training budget when `model calibrate` has moved
-  /// the threshold (the part thresholds keep their offsets from it), else nothing.
+  /// ` at training, moved …` after a part threshold's training budget when `model calibrate` has
+  /// moved the threshold (the part thresholds keep their offsets from it), else nothing.
   private static func movedNote(_ bundle: ModelBundle) -> String {
-    bundle.evaluation["calibration_target_fpr"] == nil
+    bundle.evaluation[SummaryKey.target] == nil
       ? "" : " at training, moved with the threshold by model calibrate"
   }
 
   /// The ` (calibrated …)` note after an inspected bundle's threshold, when `model calibrate` set it.
   private static func calibrationNote(_ bundle: ModelBundle) -> String {
-    guard let target = bundle.evaluation["calibration_target_fpr"] else { return "" }
-    let prompts = Int(bundle.evaluation["calibration_prompts"] ?? 0)
-    let reached = bundle.evaluation["calibration_reached_fpr"].map { ", reached \(percent($0))" } ?? ""
-    let trained = bundle.evaluation["trained_threshold"].map { "; trained threshold \(Float($0))" } ?? ""
+    guard let target = bundle.evaluation[SummaryKey.target] else { return "" }
+    let prompts = Int(bundle.evaluation[SummaryKey.prompts] ?? 0)
+    let reached = bundle.evaluation[SummaryKey.reached].map { ", reached \(percent($0))" } ?? ""
+    let trained =
+      bundle.evaluation[SummaryKey.trainedThreshold].map { "; trained threshold \(Float($0))" } ?? ""
     return
       " (set by `model calibrate` to a \(percent(target)) target FPR on \(prompts) benign prompts\(reached)\(trained))"
   }
