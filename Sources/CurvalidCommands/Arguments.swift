@@ -70,6 +70,9 @@ struct Arguments {
   /// Whether `--name` was given.
   func flag(_ name: String) -> Bool { flags.contains(name) }
 
+  /// The names (without `--`) of every option and flag given, `help` excepted.
+  var givenNames: Set<String> { Set(values.keys).union(flags).subtracting(["help"]) }
+
   /// The value of `--name`, if given.
   func value(_ name: String) -> String? { values[name] }
 

@@ -97,25 +97,32 @@ extension ModelCommand {
     }
     let format = try BatchInputFormat.chosen(arguments.value("format"), path: benignPath)
     let fieldNames = arguments.value("field").map { [$0] } ?? ["text", "prompt"]
+    // `-` is standard input, kept in a temporary file for the two passes.
+    let sampleName = benignPath == "-" ? "standard input" : benignPath
+    let spooled = benignPath == "-" ? try spoolStandardInput() : nil
+    defer { if let spooled { try? FileManager.default.removeItem(at: spooled) } }
+    let samplePath = spooled?.path ?? benignPath
     // A first pass checks every record and the sample's size before any model is loaded.
     var count = 0
-    try forEachPrompts(in: benignPath, format: format, fieldNames: fieldNames) { count += $0.count }
-    try checkSampleSize(count, target: target, source: benignPath)
+    try forEachPrompts(in: samplePath, name: sampleName, format: format, fieldNames: fieldNames) {
+      count += $0.count
+    }
+    try checkSampleSize(count, target: target, source: sampleName)
     try EncoderOptions.applyThreads(arguments)
     let detector = try ModelLoading.loadDetector(
       bundlePath: path, encoderDirectory: arguments.value("encoder"))
     let bundle = detector.bundle
     var scores: [Float] = []
-    try forEachPrompts(in: benignPath, format: format, fieldNames: fieldNames) {
+    try forEachPrompts(in: samplePath, name: sampleName, format: format, fieldNames: fieldNames) {
       (records) throws(CommandError) in
       for (record, result) in zip(records, detector.score(records.map(\.prompt), explain: false)) {
         switch result {
         case .success(let decision): scores.append(decision.score)
-        case .failure(let error): throw refusal(benignPath, line: record.line, error.message)
+        case .failure(let error): throw refusal(sampleName, line: record.line, error.message)
         }
       }
     }
-    let found = try calibration(scores: scores, target: target, source: benignPath)
+    let found = try calibration(scores: scores, target: target, source: sampleName)
 
     var evaluation = bundle.evaluation
     // The first training threshold stays recorded however often a bundle is calibrated again.
@@ -147,7 +154,7 @@ extension ModelCommand {
       try output.write(
         "model \(modelID)  (\(outputPath))\n"
           + "threshold \(found.threshold) (was \(bundle.threshold)) at a \(percent(target)) target FPR on "
-          + "\(found.prompts) benign prompts of \(benignPath): \(found.flagged) rejected "
+          + "\(found.prompts) benign prompts of \(sampleName): \(found.flagged) rejected "
           + "(\(percent(Double(found.flagged) / Double(found.prompts))))\n")
     }
     try output.flush()
@@ -166,13 +173,52 @@ extension ModelCommand {
       "\(path) line \(line): \(message); every record of the sample must be a prompt (fix or remove it)")
   }
 
+  /// Copies standard input to a new temporary file (the sample is read twice), which the caller
+  /// removes.
+  ///
+  /// - Returns: The file's URL.
+  /// - Throws: `CommandError.failure` when standard input cannot be read or the file written.
+  private static func spoolStandardInput() throws(CommandError) -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "curvalid-calibrate-\(getpid())-\(UUID().uuidString).sample")
+    let descriptor = open(url.path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+    guard descriptor >= 0 else {
+      throw .failure("cannot keep standard input in \(url.path): \(String(cString: strerror(errno)))")
+    }
+    defer { close(descriptor) }
+    var buffer = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+      let count = buffer.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress, $0.count) }
+      if count == 0 { return url }
+      if count < 0 {
+        if errno == EINTR { continue }
+        let reason = String(cString: strerror(errno))
+        try? FileManager.default.removeItem(at: url)
+        throw .failure("cannot read standard input: \(reason)")
+      }
+      var written = 0
+      while written < count {
+        let result = buffer.withUnsafeBytes {
+          write(descriptor, $0.baseAddress.map { $0 + written }, count - written)
+        }
+        if result < 0 {
+          if errno == EINTR { continue }
+          let reason = String(cString: strerror(errno))
+          try? FileManager.default.removeItem(at: url)
+          throw .failure("cannot keep standard input in \(url.path): \(reason)")
+        }
+        written += result
+      }
+    }
+  }
+
   /// Reads a benign sample in batches of `calibrationBatch` prompts, in order, and hands each batch
-  /// to `body`.
+  /// to `body`; `name` names it in refusals.
   ///
   /// - Throws: `CommandError.failure` when the file cannot be read or a record is not a prompt
   ///   (invalid JSON or UTF-8, a missing field, an empty prompt), with its line; what `body` throws.
   private static func forEachPrompts(
-    in path: String, format: BatchInputFormat, fieldNames: [String],
+    in path: String, name: String, format: BatchInputFormat, fieldNames: [String],
     _ body: ([(line: Int, prompt: String)]) throws(CommandError) -> Void
   ) throws(CommandError) {
     let descriptor = open(path, O_RDONLY)
@@ -186,9 +232,9 @@ extension ModelCommand {
       while records.count < calibrationBatch, let record = try reader.next() {
         switch record.prompt {
         case .success(let prompt) where prompt.allSatisfy(\.isWhitespace):
-          throw refusal(path, line: record.line, "the prompt is empty")
+          throw refusal(name, line: record.line, "the prompt is empty")
         case .success(let prompt): records.append((record.line, prompt))
-        case .failure(let error): throw refusal(path, line: record.line, error.message)
+        case .failure(let error): throw refusal(name, line: record.line, error.message)
         }
       }
       if records.isEmpty { return }

@@ -28,7 +28,7 @@ enum ModelCommand {
       --corpus FILE        corpus JSONL for compare (repeatable)
       --cache-dir DIR      embedding cache for compare (default: the one `train` uses)
       --include-harmful    compare: count `harmful` records as attacks
-      --benign FILE        calibrate: the benign sample
+      --benign FILE        calibrate: the benign sample (- for standard input)
       --target-fpr R       calibrate: the false-positive rate to allow on it (e.g. 0.005)
       --output FILE        calibrate: where to write the new bundle (not the bundle itself)
       --format FORMAT      calibrate: jsonl, csv or text (default: by extension, else jsonl)
@@ -37,6 +37,14 @@ enum ModelCommand {
       -h, --help           show this help
 
     """
+
+  /// The options and flags each action takes (`--help` aside; `--corpus` is checked by each):
+  /// one given to an action that would ignore it is refused, not silently dropped.
+  static let actionOptions: [String: Set<String>] = [
+    "inspect": ["json"],
+    "compare": EncoderOptions.names.union(["cache-dir", "include-harmful", "json"]),
+    "calibrate": EncoderOptions.names.union(calibrateOptions).union(["json"]),
+  ]
 
   static func run(_ raw: [String]) throws(CommandError) -> Int32 {
     var remaining = raw
@@ -52,10 +60,13 @@ enum ModelCommand {
       throw .usage("model needs an action: inspect, compare or calibrate (see --help)")
     }
     let operands = Array(arguments.positional.dropFirst())
-    if action != "calibrate",
-      let option = calibrateOptions.sorted().first(where: { arguments.value($0) != nil })
+    if let accepted = actionOptions[action],
+      let option = arguments.givenNames.subtracting(accepted).sorted().first
     {
-      throw .usage("--\(option) is an option of model calibrate, not of model \(action)")
+      let owners = actionOptions.filter { $0.value.contains(option) }.keys.sorted()
+      throw .usage(
+        "--\(option) is not an option of model \(action)"
+          + (owners.isEmpty ? "" : " (it is one of model \(owners.joined(separator: " and model ")))"))
     }
     switch action {
     case "inspect":

@@ -142,6 +142,44 @@ final class ModelCalibrateTests: XCTestCase {
       Float(try XCTUnwrap(try inspect(twice)["threshold"] as? Double)), before.sorted(by: >)[2].nextUp)
   }
 
+  /// `--benign -` reads the sample from standard input (here as JSONL, `--format jsonl`): the same
+  /// prompts give the same threshold as the file, and a bad record is named by its line there.
+  func testSampleFromStandardInput() throws {
+    let original = try model()
+    let input = try sample(40, name: "piped.txt")
+    let prompts = try String(contentsOfFile: input, encoding: .utf8).split(separator: "\n")
+    let records = try prompts.map { prompt in
+      String(decoding: try JSONSerialization.data(withJSONObject: ["text": String(prompt)]), as: UTF8.self)
+    }
+    let fromFile = try directory.appendingPathComponent("from-file.safetensors").path
+    let fromPipe = try directory.appendingPathComponent("from-pipe.safetensors").path
+    let file = try BinaryRunner.run([
+      "model", "calibrate", original, "--benign", input, "--target-fpr", "0.1", "--output", fromFile,
+      "--encoder", Self.encoder, "--json",
+    ])
+    XCTAssertEqual(file.status, 0, file.standardError)
+    let pipe = try BinaryRunner.run(
+      [
+        "model", "calibrate", original, "--benign", "-", "--format", "jsonl", "--target-fpr", "0.1",
+        "--output", fromPipe, "--encoder", Self.encoder, "--json",
+      ], input: Data((records.joined(separator: "\n") + "\n").utf8))
+    XCTAssertEqual(pipe.status, 0, pipe.standardError)
+    let fileReply = try XCTUnwrap(JSONSerialization.jsonObject(with: file.standardOutput) as? [String: Any])
+    let pipeReply = try XCTUnwrap(JSONSerialization.jsonObject(with: pipe.standardOutput) as? [String: Any])
+    XCTAssertEqual(pipeReply["prompts"] as? Int, 40)
+    XCTAssertEqual(pipeReply["threshold"] as? Double, fileReply["threshold"] as? Double)
+    XCTAssertEqual(pipeReply["flagged"] as? Int, fileReply["flagged"] as? Int)
+
+    let refused = try BinaryRunner.run(
+      [
+        "model", "calibrate", original, "--benign", "-", "--format", "jsonl", "--target-fpr", "0.1",
+        "--output", try directory.appendingPathComponent("refused-pipe.safetensors").path,
+        "--encoder", Self.encoder,
+      ], input: Data((records.prefix(11).joined(separator: "\n") + "\n{\"prompt\": 3}\n").utf8))
+    XCTAssertEqual(refused.status, 1, refused.standardError)
+    XCTAssertTrue(refused.standardError.contains("standard input line 12: "), refused.standardError)
+  }
+
   /// Bad options are usage errors; a sample that is too small or holds a bad record is refused
   /// with its reason, and no bundle is written.
   func testRefusals() throws {

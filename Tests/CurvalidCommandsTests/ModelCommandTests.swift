@@ -167,6 +167,33 @@ final class ModelCommandTests: XCTestCase {
       let result = try BinaryRunner.run(arguments)
       XCTAssertEqual(result.status, 64, "\(arguments): \(result.standardError)")
     }
+    // An option the action would ignore is refused, naming the action that takes it.
+    for (arguments, message) in [
+      (
+        ["model", "inspect", "a", "--target-fpr", "0.01"],
+        "--target-fpr is not an option of model inspect (it is one of model calibrate)"
+      ),
+      (
+        ["model", "inspect", "a", "--encoder", "e"],
+        "--encoder is not an option of model inspect (it is one of model calibrate and model compare)"
+      ),
+      (
+        ["model", "calibrate", "a", "--cache-dir", "d"],
+        "--cache-dir is not an option of model calibrate (it is one of model compare)"
+      ),
+      (
+        ["model", "calibrate", "a", "--include-harmful"],
+        "--include-harmful is not an option of model calibrate"
+      ),
+      (
+        ["model", "compare", "a", "b", "--corpus", "c", "--benign", "x"],
+        "--benign is not an option of model compare"
+      ),
+    ] {
+      let result = try BinaryRunner.run(arguments)
+      XCTAssertEqual(result.status, 64, "\(arguments): \(result.standardError)")
+      XCTAssertTrue(result.standardError.contains(message), "\(arguments): \(result.standardError)")
+    }
     let missing = try BinaryRunner.run(["model", "inspect", "/nonexistent.safetensors"])
     XCTAssertEqual(missing.status, 1)
     XCTAssertTrue(missing.standardError.contains("not found"), missing.standardError)
