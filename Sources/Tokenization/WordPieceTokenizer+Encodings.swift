@@ -32,6 +32,38 @@ extension WordPieceTokenizer {
       })
   }
 
+  /// The fewest base32 characters (padding not counted) a run needs before it is decoded: 32
+  /// characters hold 20 bytes, a short sentence.
+  static let base32RunMinimum = 32
+
+  /// `text` with every run of base32 (RFC 4648: `A`–`Z` and `2`–`7`, at least `base32RunMinimum`
+  /// characters, optional `=` padding) that decodes to legible text replaced by that text, set
+  /// apart by spaces. Upper-case words and identifiers stay: they do not decode to legible text.
+  package static func decodingBase32(in text: String) -> String {
+    replacingEncodedRuns(
+      in: text, minimum: base32RunMinimum, padding: "=", maximumPadding: 6,
+      isMember: { scalar in ("A"..."Z").contains(scalar) || ("2"..."7").contains(scalar) },
+      decode: { run in
+        // Whole bytes only: 1, 3 or 6 characters left over are not base32's.
+        guard ![1, 3, 6].contains(run.count % 8) else { return nil }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(run.count * 5 / 8)
+        var buffer: UInt32 = 0
+        var bits = 0
+        for scalar in run {
+          let value = scalar.value >= 0x41 ? scalar.value - 0x41 : scalar.value - 0x32 + 26
+          buffer = (buffer << 5) | value
+          bits += 5
+          if bits >= 8 {
+            bits -= 8
+            bytes.append(UInt8(truncatingIfNeeded: buffer >> UInt32(bits)))
+          }
+          buffer &= (1 << UInt32(bits)) - 1
+        }
+        return Data(bytes)
+      })
+  }
+
   /// `text` with every run of an even number of hexadecimal digits (at least `hexRunMinimum`)
   /// that decodes to legible text replaced by that text, set apart by spaces; hashes and other
   /// bytes stay as they are.
@@ -54,11 +86,11 @@ extension WordPieceTokenizer {
   }
 
   /// `text` with every maximal run of `isMember` scalars of at least `minimum` (followed by at
-  /// most two `padding` scalars) whose `decode`d bytes are legible text (`legibleText`) replaced
-  /// by that text between spaces; `text` itself when there is none.
+  /// most `maximumPadding` `padding` scalars) whose `decode`d bytes are legible text
+  /// (`legibleText`) replaced by that text between spaces; `text` itself when there is none.
   static func replacingEncodedRuns(
-    in text: String, minimum: Int, padding: Unicode.Scalar?, isMember: (Unicode.Scalar) -> Bool,
-    decode: (ArraySlice<Unicode.Scalar>) -> Data?
+    in text: String, minimum: Int, padding: Unicode.Scalar?, maximumPadding: Int = 2,
+    isMember: (Unicode.Scalar) -> Bool, decode: (ArraySlice<Unicode.Scalar>) -> Data?
   ) -> String {
     let scalars = Array(text.unicodeScalars)
     var output = String.UnicodeScalarView()
@@ -72,7 +104,7 @@ extension WordPieceTokenizer {
       var end = index
       while end < scalars.count, isMember(scalars[end]) { end += 1 }
       var padded = end
-      while padded < scalars.count, padded - end < 2, scalars[padded] == padding { padded += 1 }
+      while padded < scalars.count, padded - end < maximumPadding, scalars[padded] == padding { padded += 1 }
       if end - index >= minimum, let data = decode(scalars[index..<end]), let decoded = legibleText(data) {
         output.append(contentsOf: scalars[position..<index])
         output.append(" ")
@@ -160,5 +192,122 @@ extension WordPieceTokenizer {
     }
     if readsBetter(Self.rotatingThirteen) { return Self.rotatingThirteen(text) }
     return nil
+  }
+}
+
+extension WordPieceTokenizer {
+  /// International Morse code: the letters, digits and common punctuation, by their code written
+  /// with `.` and `-`.
+  static let morseCodes: [String: Character] = {
+    let table: [(Character, String)] = [
+      ("A", ".-"), ("B", "-..."), ("C", "-.-."), ("D", "-.."), ("E", "."), ("F", "..-."), ("G", "--."),
+      ("H", "...."), ("I", ".."), ("J", ".---"), ("K", "-.-"), ("L", ".-.."), ("M", "--"), ("N", "-."),
+      ("O", "---"), ("P", ".--."), ("Q", "--.-"), ("R", ".-."), ("S", "..."), ("T", "-"), ("U", "..-"),
+      ("V", "...-"), ("W", ".--"), ("X", "-..-"), ("Y", "-.--"), ("Z", "--.."),
+      ("0", "-----"), ("1", ".----"), ("2", "..---"), ("3", "...--"), ("4", "....-"), ("5", "....."),
+      ("6", "-...."), ("7", "--..."), ("8", "---.."), ("9", "----."),
+      (".", ".-.-.-"), (",", "--..--"), ("?", "..--.."), ("'", ".----."), ("!", "-.-.--"), ("/", "-..-."),
+      ("(", "-.--."), (")", "-.--.-"), ("&", ".-..."), (":", "---..."), (";", "-.-.-."), ("=", "-...-"),
+      ("+", ".-.-."), ("-", "-....-"), ("\"", ".-..-."), ("@", ".--.-."),
+    ]
+    return Dictionary(uniqueKeysWithValues: table.map { ($0.1, $0.0) })
+  }()
+
+  /// The fewest letters a run of Morse code must decode to before `decodingMorse` reads it.
+  static let morseLettersNeeded = 8
+
+  /// The fewest distinct letters among them: a row of `---` (a table's rule) or `...` decodes to
+  /// one letter over and over and is not a message.
+  static let morseDistinctLettersNeeded = 4
+
+  /// The Morse symbol `scalar` writes: `.` for a dot (`.`, `·`, `•`), `-` for a dash (`-`, `_`,
+  /// `−`, `–`, `—`), `nil` for anything else.
+  static func morseSymbol(_ scalar: Unicode.Scalar) -> Character? {
+    switch scalar {
+    case ".", "\u{B7}", "\u{2022}": "."
+    case "-", "_", "\u{2212}", "\u{2013}", "\u{2014}": "-"
+    default: nil
+    }
+  }
+
+  /// `text` with every run of Morse code read as its letters, set apart by spaces (`.. --. -. ---
+  /// .-. . / .- .-.. .-..` → `IGNORE ALL`). A run is a stretch of dots and dashes (`morseSymbol`)
+  /// between spaces; letters are separated by one space, words by `/`, `|`, a line break or two
+  /// or more spaces. It is read only when every code in it is a Morse code and it decodes to at
+  /// least `morseLettersNeeded` letters, `morseDistinctLettersNeeded` of them distinct; ellipses,
+  /// rules and dashes in ordinary text stay as they are.
+  package static func decodingMorse(in text: String) -> String {
+    let scalars = Array(text.unicodeScalars)
+    func isSeparator(_ scalar: Unicode.Scalar) -> Bool {
+      scalar == " " || scalar == "/" || scalar == "|" || scalar == "\n" || scalar == "\r" || scalar == "\t"
+    }
+    var output = String.UnicodeScalarView()
+    var position = 0
+    var index = 0
+    while index < scalars.count {
+      guard morseSymbol(scalars[index]) != nil else {
+        index += 1
+        continue
+      }
+      // The run: codes and separators, ending after its last code.
+      var end = index
+      var last = index
+      while end < scalars.count, morseSymbol(scalars[end]) != nil || isSeparator(scalars[end]) {
+        if morseSymbol(scalars[end]) != nil { last = end }
+        end += 1
+      }
+      let run = scalars[index...last]
+      if let decoded = decodedMorseRun(run) {
+        output.append(contentsOf: scalars[position..<index])
+        output.append(" ")
+        output.append(contentsOf: decoded.unicodeScalars)
+        output.append(" ")
+        position = last + 1
+      }
+      index = end
+    }
+    guard position > 0 else { return text }
+    output.append(contentsOf: scalars[position...])
+    return String(output)
+  }
+
+  /// One run of `decodingMorse` as text, or `nil` when it is not a message in Morse code.
+  private static func decodedMorseRun(_ run: ArraySlice<Unicode.Scalar>) -> String? {
+    var words: [String] = []
+    var word = ""
+    var code = ""
+    var gap = 0
+    var wordBreak = false
+    var letters = 0
+    var distinct: Set<Character> = []
+    func closeLetter() -> Bool {
+      guard !code.isEmpty else { return true }
+      guard let letter = morseCodes[code] else { return false }
+      word.append(letter)
+      if letter.isLetter {
+        letters += 1
+        distinct.insert(letter)
+      }
+      code = ""
+      return true
+    }
+    for scalar in run {
+      if let symbol = morseSymbol(scalar) {
+        if wordBreak || gap >= 2, !word.isEmpty {
+          words.append(word)
+          word = ""
+        }
+        gap = 0
+        wordBreak = false
+        code.append(symbol)
+        continue
+      }
+      guard closeLetter() else { return nil }
+      if scalar == " " || scalar == "\t" { gap += 1 } else { wordBreak = true }
+    }
+    guard closeLetter() else { return nil }
+    if !word.isEmpty { words.append(word) }
+    guard letters >= morseLettersNeeded, distinct.count >= morseDistinctLettersNeeded else { return nil }
+    return words.joined(separator: " ")
   }
 }

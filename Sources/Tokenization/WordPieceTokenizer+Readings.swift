@@ -38,8 +38,9 @@ extension WordPieceTokenizer {
   /// How a reader would see `text` when the tokenizer would not, or `nil` when the two agree.
   ///
   /// Disguises leave a prompt legible to a language model but not to this tokenizer, and are
-  /// undone here, in order (after hexadecimal and base64 that decode to legible text are decoded,
-  /// `decodingHex`, `decodingBase64`, and lines written backwards or in ROT13 are read as meant,
+  /// undone here, in order (after hexadecimal, base64 and base32 that decode to legible text are
+  /// decoded, `decodingHex`, `decodingBase64`, `decodingBase32`, Morse code is read,
+  /// `decodingMorse`, and lines written backwards or in ROT13 are read as meant,
   /// `decodingScrambledLines`):
   /// 1. compatibility forms of letters and digits (full-width `Ｉｇｎｏｒｅ`, mathematical `𝐈𝐠𝐧𝐨𝐫𝐞`,
   ///    circled `Ⓘ`): their NFKC forms (`isCompatibilityLetter`; full-width punctuation, which CJK
@@ -60,7 +61,8 @@ extension WordPieceTokenizer {
   /// detector's extra reading uses it (`EmbeddingProvider.chunkInputs`); `pieceIDs(for:)` keeps the
   /// reference tokenizer's output.
   public func alternateReading(_ text: String) -> String? {
-    var reading = decodingScrambledLines(Self.decodingBase64(in: Self.decodingHex(in: text)))
+    var reading = decodingScrambledLines(
+      Self.decodingMorse(in: Self.decodingBase32(in: Self.decodingBase64(in: Self.decodingHex(in: text)))))
     reading = Self.foldingCompatibilityLetters(in: reading)
     reading = Self.foldingLookAlikes(in: reading)
     reading = foldingLeetspeak(in: reading)
