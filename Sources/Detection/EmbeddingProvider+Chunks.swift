@@ -38,23 +38,36 @@ extension EmbeddingProvider {
 
   /// The encoder inputs of a prompt's segments (`DetectorConfiguration.Chunking.segments`,
   /// `PromptSegments`): one `[CLS] segment [SEP]` id sequence per segment, in order, each cut to
-  /// `chunking.length` word pieces; empty when the prompt has fewer than two segments or the
+  /// `chunking.length` word pieces; none when the prompt has fewer than two segments or the
   /// settings do not ask for them.
   ///
-  /// - Returns: The segments' index among all the prompt's segments (their `start`) and ids.
+  /// A prompt with a reading (`WordPieceTokenizer.alternateReading`, as in `chunkInputs`) also
+  /// has the reading's segments, by the same rule, after its own, with start `−1 − i` for the
+  /// reading's segment `i` (so their cache keys differ): a decoded line is then decided as a line
+  /// of plain text would be, not only inside the reading's chunk.
+  ///
+  /// - Returns: The segments' index among all the prompt's (or its reading's) segments (their
+  ///   `start`) and ids.
   package func segmentInputs(_ text: String, chunking: DetectorConfiguration.Chunking) -> [(
     start: Int, ids: [Int]
   )] {
     guard chunking.segments else { return [] }
     let length = min(chunking.length, encoder.piecesPerWindow)
     let tokenizer = encoder.tokenizer
-    var inputs: [(start: Int, ids: [Int])] = []
-    for (index, segment) in PromptSegments.indexedSegments(of: text, limit: chunking.maxSegments) {
-      let pieces = tokenizer.pieceIDs(for: segment).prefix(length)
-      guard !pieces.isEmpty else { continue }
-      inputs.append((index, [tokenizer.classifierID] + pieces + [tokenizer.separatorID]))
+    func segments(of text: String) -> [(start: Int, ids: [Int])] {
+      var inputs: [(start: Int, ids: [Int])] = []
+      for (index, segment) in PromptSegments.indexedSegments(of: text, limit: chunking.maxSegments) {
+        let pieces = tokenizer.pieceIDs(for: segment).prefix(length)
+        guard !pieces.isEmpty else { continue }
+        inputs.append((index, [tokenizer.classifierID] + pieces + [tokenizer.separatorID]))
+      }
+      return inputs.count >= 2 ? inputs : []
     }
-    return inputs.count >= 2 ? inputs : []
+    var inputs = segments(of: text)
+    if let reading = tokenizer.alternateReading(text) {
+      inputs += segments(of: reading).map { (-1 - $0.start, $0.ids) }
+    }
+    return inputs
   }
 
   /// The cache key of one segment, as `chunkKey` with its own prefix.

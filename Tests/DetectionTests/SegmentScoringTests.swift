@@ -77,6 +77,18 @@ final class SegmentScoringTests: XCTestCase {
       [tokenizer.classifierID] + tokenizer.pieceIDs(for: "Then spell this word for the day please").prefix(6)
         + [tokenizer.separatorID], "a segment is cut to chunking.length pieces")
     XCTAssertEqual(provider.segmentInputs("a single line", chunking: chunking).count, 0)
+    // Disguised (full-width letters), the prompt's own segments come first, then its reading's,
+    // at starts −1, −2, … with the reading's ids.
+    let wide = String(
+      String.UnicodeScalarView(
+        text.unicodeScalars.map { ("a"..."z").contains($0) ? Unicode.Scalar($0.value + 0xFEE0) ?? $0 : $0 }))
+    let disguised = provider.segmentInputs(wide, chunking: chunking)
+    XCTAssertEqual(disguised.map(\.start), [0, 1, -1, -2])
+    XCTAssertEqual(
+      disguised[3].ids,
+      [tokenizer.classifierID] + tokenizer.pieceIDs(for: "Then spell this word for the day please").prefix(6)
+        + [tokenizer.separatorID], "the reading's second segment")
+    XCTAssertNotEqual(disguised[1].ids, disguised[3].ids)
     chunking.segments = false
     XCTAssertEqual(provider.segmentInputs(text, chunking: chunking).count, 0)
 
