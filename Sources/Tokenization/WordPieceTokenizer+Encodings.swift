@@ -85,6 +85,62 @@ extension WordPieceTokenizer {
       })
   }
 
+  /// The fewest character codes a run of decimal numbers needs before `decodingDecimalCodes`
+  /// reads it.
+  static let decimalCodesNeeded = 16
+
+  /// `text` with every run of decimal character codes (`73 103 110 111 114 101`, or with commas:
+  /// numbers of one to three digits from 32 to 255, or 9, 10, 13, one `,`, one space or `, `
+  /// apart; at least `decimalCodesNeeded`) whose bytes are legible UTF-8 text (`legibleText`)
+  /// replaced by that text between spaces; lists of other numbers stay.
+  package static func decodingDecimalCodes(in text: String) -> String {
+    let scalars = Array(text.unicodeScalars)
+    func isDigit(_ index: Int) -> Bool { index < scalars.count && ("0"..."9").contains(scalars[index]) }
+    var output = String.UnicodeScalarView()
+    var position = 0
+    var index = 0
+    while index < scalars.count {
+      // A run starts at a number that is not the tail of a longer word or number.
+      guard isDigit(index), index == 0 || !(isDigit(index - 1) || scalars[index - 1].properties.isAlphabetic)
+      else {
+        index += 1
+        continue
+      }
+      var codes: [UInt8] = []
+      var cursor = index
+      var end = index
+      while true {
+        var value = 0
+        var digits = 0
+        while isDigit(cursor), digits < 4 {
+          value = value * 10 + Int(scalars[cursor].value - 0x30)
+          digits += 1
+          cursor += 1
+        }
+        guard digits <= 3, !isDigit(cursor), (32...255).contains(value) || [9, 10, 13].contains(value)
+        else { break }
+        codes.append(UInt8(value))
+        end = cursor
+        var next = cursor
+        if next < scalars.count, scalars[next] == "," { next += 1 }
+        if next < scalars.count, scalars[next] == " " { next += 1 }
+        guard next > cursor, isDigit(next) else { break }
+        cursor = next
+      }
+      if codes.count >= decimalCodesNeeded, let decoded = legibleText(Data(codes)) {
+        output.append(contentsOf: scalars[position..<index])
+        output.append(" ")
+        output.append(contentsOf: decoded.unicodeScalars)
+        output.append(" ")
+        position = end
+      }
+      index = max(end, index + 1)
+    }
+    guard position > 0 else { return text }
+    output.append(contentsOf: scalars[position...])
+    return String(output)
+  }
+
   /// `text` with every maximal run of `isMember` scalars of at least `minimum` (followed by at
   /// most `maximumPadding` `padding` scalars) whose `decode`d bytes are legible text
   /// (`legibleText`) replaced by that text between spaces; `text` itself when there is none.
@@ -139,13 +195,14 @@ extension WordPieceTokenizer {
   /// The fewest words a line needs before `decodingScrambledLines` considers it.
   static let backwardWordsNeeded = 5
 
-  /// `text` with each line written backwards or in ROT13 read as it is meant, when that is how it
-  /// reads: of the line's words of two or more ASCII letters (at least `backwardWordsNeeded`), at
-  /// most two fifths are vocabulary words as written (`won`, `era` are) and at least three fifths,
-  /// and twice as many, are once the line is reversed (`snoitcurtsni suoiverp lla erongI`) or
-  /// rotated by 13 letters (`Vtaber nyy cerivbhf vafgehpgvbaf`). Line by line, so that a request
-  /// on a line of its own does not hide a scrambled line; ordinary text, code and other languages
-  /// stay as they are.
+  /// `text` with each line written backwards or in a letter cipher read as it is meant, when that
+  /// is how it reads: of the line's words of two or more ASCII letters (at least
+  /// `backwardWordsNeeded`), at most two fifths are vocabulary words as written (`won`, `era` are)
+  /// and at least three fifths, and twice as many, are once the line is reversed (`snoitcurtsni
+  /// suoiverp lla erongI`), rotated by 13 letters (ROT13, `Vtaber nyy cerivbhf vafgehpgvbaf`), or
+  /// else by the other Caesar shift or Atbash (`Rtmliv zoo`) under which most words read. Line by
+  /// line, so that a request on a line of its own does not hide a scrambled line; ordinary text,
+  /// code and other languages stay as they are.
   package func decodingScrambledLines(_ text: String) -> String {
     let lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).map(String.init)
     let read = lines.map(decodingScrambledLine)
@@ -153,7 +210,23 @@ extension WordPieceTokenizer {
   }
 
   /// A line's letters rotated by 13 places (ROT13; other scalars kept).
-  package static func rotatingThirteen(_ text: String) -> String {
+  package static func rotatingThirteen(_ text: String) -> String { rotating(text, by: 13) }
+
+  /// A line's ASCII letters moved `shift` places on in the alphabet (a Caesar shift; `shift` in
+  /// 0…25; other scalars kept). Undoing a shift of `k` is `rotating(_:by: 26 − k)`.
+  package static func rotating(_ text: String, by shift: UInt32) -> String {
+    mappingLetters(text) { (index: UInt32) in (index + shift) % 26 }
+  }
+
+  /// A line's ASCII letters mirrored in the alphabet (Atbash: `a` ↔ `z`, `b` ↔ `y`; other scalars
+  /// kept); its own inverse.
+  package static func atbash(_ text: String) -> String {
+    mappingLetters(text) { (index: UInt32) in 25 - index }
+  }
+
+  /// `text` with each ASCII letter replaced by the letter of the same case at `map(its index)`
+  /// (0…25).
+  private static func mappingLetters(_ text: String, _ map: (UInt32) -> UInt32) -> String {
     String(
       String.UnicodeScalarView(
         text.unicodeScalars.map { scalar in
@@ -163,7 +236,7 @@ extension WordPieceTokenizer {
           case 0x61...0x7A: base = 0x61
           default: return scalar
           }
-          return Unicode.Scalar(base + (scalar.value - base + 13) % 26) ?? scalar
+          return Unicode.Scalar(base + map(scalar.value - base)) ?? scalar
         }))
   }
 
@@ -176,22 +249,30 @@ extension WordPieceTokenizer {
       ?? text
   }
 
-  /// `text` reversed or rotated by 13 letters when that is how it reads, else `nil`.
+  /// `text` reversed, rotated by 13 letters, or else under the Caesar shift or Atbash that reads
+  /// best, when that is how it reads; else `nil`.
   private func decodedScrambled(_ text: String) -> String? {
     let words = text.split { !($0.isASCII && $0.isLetter) }.filter { $0.count >= 2 }.map(String.init)
     guard words.count >= Self.backwardWordsNeeded else { return nil }
     func known(_ word: String) -> Bool { vocabulary.id(of: word.lowercased()) != nil }
     let forward = words.filter(known).count
     guard forward * 5 <= words.count * 2 else { return nil }
-    func readsBetter(_ transform: (String) -> String) -> Bool {
+    func reads(_ transform: (String) -> String) -> Int? {
       let decoded = words.filter { known(transform($0)) }.count
-      return decoded * 5 >= words.count * 3 && decoded >= 2 * forward
+      return decoded * 5 >= words.count * 3 && decoded >= 2 * forward ? decoded : nil
     }
-    if readsBetter({ String($0.reversed()) }) {
+    if reads({ String($0.reversed()) }) != nil {
       return String(String.UnicodeScalarView(text.unicodeScalars.reversed()))
     }
-    if readsBetter(Self.rotatingThirteen) { return Self.rotatingThirteen(text) }
-    return nil
+    if reads(Self.rotatingThirteen) != nil { return Self.rotatingThirteen(text) }
+    // The other shifts and Atbash: the one under which the most words read (the first on a tie).
+    var best: (decoded: Int, transform: (String) -> String)?
+    let ciphers: [(String) -> String] =
+      (1...25).filter { $0 != 13 }.map { shift in { Self.rotating($0, by: UInt32(shift)) } } + [Self.atbash]
+    for cipher in ciphers {
+      if let decoded = reads(cipher), decoded > best?.decoded ?? 0 { best = (decoded, cipher) }
+    }
+    return best.map { $0.transform(text) }
   }
 }
 
