@@ -279,7 +279,7 @@ extension WordPieceTokenizer {
 extension WordPieceTokenizer {
   /// International Morse code: the letters, digits and common punctuation, by their code written
   /// with `.` and `-`.
-  static let morseCodes: [String: Character] = {
+  package static let morseCodes: [String: Character] = {
     let table: [(Character, String)] = [
       ("A", ".-"), ("B", "-..."), ("C", "-.-."), ("D", "-.."), ("E", "."), ("F", "..-."), ("G", "--."),
       ("H", "...."), ("I", ".."), ("J", ".---"), ("K", "-.-"), ("L", ".-.."), ("M", "--"), ("N", "-."),
