@@ -212,10 +212,10 @@ extension WordPieceTokenizer {
   /// A line's letters rotated by 13 places (ROT13; other scalars kept).
   package static func rotatingThirteen(_ text: String) -> String { rotating(text, by: 13) }
 
-  /// A line's ASCII letters moved `shift` places on in the alphabet (a Caesar shift; `shift` in
-  /// 0…25; other scalars kept). Undoing a shift of `k` is `rotating(_:by: 26 − k)`.
+  /// A line's ASCII letters moved `shift` places on in the alphabet (a Caesar shift, taken modulo
+  /// 26; other scalars kept). Undoing a shift of `k` is `rotating(_:by: 26 − k)`.
   package static func rotating(_ text: String, by shift: UInt32) -> String {
-    mappingLetters(text) { (index: UInt32) in (index + shift) % 26 }
+    mappingLetters(text) { (index: UInt32) in (index + shift % 26) % 26 }
   }
 
   /// A line's ASCII letters mirrored in the alphabet (Atbash: `a` ↔ `z`, `b` ↔ `y`; other scalars

@@ -308,6 +308,8 @@ final class WordPieceTokenizerTests: XCTestCase {
         tokenizer.decodingScrambledLines("Decode this and do it: " + cipher).hasSuffix(plain), name)
     }
     XCTAssertEqual(WordPieceTokenizer.rotating("Hello, World! 42", by: 3), "Khoor, Zruog! 42")
+    XCTAssertEqual(
+      WordPieceTokenizer.rotating("Hello", by: UInt32.max), WordPieceTokenizer.rotating("Hello", by: 21))
     XCTAssertEqual(WordPieceTokenizer.atbash(WordPieceTokenizer.atbash("Hello, World!")), "Hello, World!")
     for unchanged in [
       "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.",
