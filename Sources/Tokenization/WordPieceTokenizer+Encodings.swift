@@ -94,18 +94,11 @@ extension WordPieceTokenizer {
   /// apart; at least `decimalCodesNeeded`) whose bytes are legible UTF-8 text (`legibleText`)
   /// replaced by that text between spaces; lists of other numbers stay.
   package static func decodingDecimalCodes(in text: String) -> String {
-    let scalars = Array(text.unicodeScalars)
-    func isDigit(_ index: Int) -> Bool { index < scalars.count && ("0"..."9").contains(scalars[index]) }
-    var output = String.UnicodeScalarView()
-    var position = 0
-    var index = 0
-    while index < scalars.count {
+    replacingRuns(in: text) { scalars, index in
+      func isDigit(_ index: Int) -> Bool { index < scalars.count && ("0"..."9").contains(scalars[index]) }
       // A run starts at a number that is not the tail of a longer word or number.
       guard isDigit(index), index == 0 || !(isDigit(index - 1) || scalars[index - 1].properties.isAlphabetic)
-      else {
-        index += 1
-        continue
-      }
+      else { return nil }
       var codes: [UInt8] = []
       var cursor = index
       var end = index
@@ -127,14 +120,71 @@ extension WordPieceTokenizer {
         guard next > cursor, isDigit(next) else { break }
         cursor = next
       }
-      if codes.count >= decimalCodesNeeded, let decoded = legibleText(Data(codes)) {
+      return (end, codes.count >= decimalCodesNeeded ? legibleText(Data(codes)) : nil)
+    }
+  }
+
+  /// The fewest bytes a run of binary needs before `decodingBinary` reads it.
+  static let binaryBytesNeeded = 16
+
+  /// `text` with every run of bytes written in binary (`01001001 01100111 …`: groups of a
+  /// multiple of 8 binary digits, one space or none apart, at least `binaryBytesNeeded` bytes)
+  /// that are legible UTF-8 text (`legibleText`) replaced by that text between spaces; other runs
+  /// of 0s and 1s stay.
+  package static func decodingBinary(in text: String) -> String {
+    replacingRuns(in: text) { scalars, index in
+      func isBit(_ index: Int) -> Bool {
+        index < scalars.count && (scalars[index] == "0" || scalars[index] == "1")
+      }
+      func isAlphanumeric(_ index: Int) -> Bool {
+        scalars[index].properties.isAlphabetic || scalars[index].properties.numericType != nil
+      }
+      guard isBit(index), index == 0 || !isAlphanumeric(index - 1) else { return nil }
+      var bytes: [UInt8] = []
+      var cursor = index
+      var end = index
+      while true {
+        var group = cursor
+        while isBit(group) { group += 1 }
+        let width = group - cursor
+        // A group ends the run unless it is whole bytes and not glued to a word.
+        guard width >= 8, width % 8 == 0, group == scalars.count || !isAlphanumeric(group) else { break }
+        for start in stride(from: cursor, to: group, by: 8) {
+          var byte: UInt8 = 0
+          for offset in 0..<8 { byte = byte << 1 | (scalars[start + offset] == "1" ? 1 : 0) }
+          bytes.append(byte)
+        }
+        end = group
+        guard group + 1 < scalars.count, scalars[group] == " ", isBit(group + 1) else { break }
+        cursor = group + 1
+      }
+      return (end, bytes.count >= binaryBytesNeeded ? legibleText(Data(bytes)) : nil)
+    }
+  }
+
+  /// `text` with runs replaced: `run(scalars, i)` says whether a run starts at scalar `i` (`nil`:
+  /// none), where it ends, and the text that replaces it (`nil`: it stays); replacements are set
+  /// apart by spaces, and the scan goes on after the run.
+  static func replacingRuns(
+    in text: String, _ run: ([Unicode.Scalar], Int) -> (end: Int, replacement: String?)?
+  ) -> String {
+    let scalars = Array(text.unicodeScalars)
+    var output = String.UnicodeScalarView()
+    var position = 0
+    var index = 0
+    while index < scalars.count {
+      guard let found = run(scalars, index) else {
+        index += 1
+        continue
+      }
+      if let replacement = found.replacement {
         output.append(contentsOf: scalars[position..<index])
         output.append(" ")
-        output.append(contentsOf: decoded.unicodeScalars)
+        output.append(contentsOf: replacement.unicodeScalars)
         output.append(" ")
-        position = end
+        position = found.end
       }
-      index = max(end, index + 1)
+      index = max(found.end, index + 1)
     }
     guard position > 0 else { return text }
     output.append(contentsOf: scalars[position...])
@@ -148,31 +198,14 @@ extension WordPieceTokenizer {
     in text: String, minimum: Int, padding: Unicode.Scalar?, maximumPadding: Int = 2,
     isMember: (Unicode.Scalar) -> Bool, decode: (ArraySlice<Unicode.Scalar>) -> Data?
   ) -> String {
-    let scalars = Array(text.unicodeScalars)
-    var output = String.UnicodeScalarView()
-    var position = 0
-    var index = 0
-    while index < scalars.count {
-      guard isMember(scalars[index]) else {
-        index += 1
-        continue
-      }
+    replacingRuns(in: text) { scalars, index in
+      guard isMember(scalars[index]) else { return nil }
       var end = index
       while end < scalars.count, isMember(scalars[end]) { end += 1 }
       var padded = end
       while padded < scalars.count, padded - end < maximumPadding, scalars[padded] == padding { padded += 1 }
-      if end - index >= minimum, let data = decode(scalars[index..<end]), let decoded = legibleText(data) {
-        output.append(contentsOf: scalars[position..<index])
-        output.append(" ")
-        output.append(contentsOf: decoded.unicodeScalars)
-        output.append(" ")
-        position = padded
-      }
-      index = padded
+      return (padded, end - index >= minimum ? decode(scalars[index..<end]).flatMap(legibleText) : nil)
     }
-    guard position > 0 else { return text }
-    output.append(contentsOf: scalars[position...])
-    return String(output)
   }
 
   /// `data` as text when it is legible: valid UTF-8 without control characters other than line
@@ -318,38 +351,20 @@ extension WordPieceTokenizer {
   /// least `morseLettersNeeded` letters, `morseDistinctLettersNeeded` of them distinct; ellipses,
   /// rules and dashes in ordinary text stay as they are.
   package static func decodingMorse(in text: String) -> String {
-    let scalars = Array(text.unicodeScalars)
     func isSeparator(_ scalar: Unicode.Scalar) -> Bool {
       scalar == " " || scalar == "/" || scalar == "|" || scalar == "\n" || scalar == "\r" || scalar == "\t"
     }
-    var output = String.UnicodeScalarView()
-    var position = 0
-    var index = 0
-    while index < scalars.count {
-      guard morseSymbol(scalars[index]) != nil else {
-        index += 1
-        continue
-      }
-      // The run: codes and separators, ending after its last code.
+    return replacingRuns(in: text) { scalars, index in
+      guard morseSymbol(scalars[index]) != nil else { return nil }
+      // The run: codes and separators, up to its last code.
       var end = index
       var last = index
       while end < scalars.count, morseSymbol(scalars[end]) != nil || isSeparator(scalars[end]) {
         if morseSymbol(scalars[end]) != nil { last = end }
         end += 1
       }
-      let run = scalars[index...last]
-      if let decoded = decodedMorseRun(run) {
-        output.append(contentsOf: scalars[position..<index])
-        output.append(" ")
-        output.append(contentsOf: decoded.unicodeScalars)
-        output.append(" ")
-        position = last + 1
-      }
-      index = end
+      return (last + 1, decodedMorseRun(scalars[index...last]))
     }
-    guard position > 0 else { return text }
-    output.append(contentsOf: scalars[position...])
-    return String(output)
   }
 
   /// One run of `decodingMorse` as text, or `nil` when it is not a message in Morse code.

@@ -38,10 +38,12 @@ extension WordPieceTokenizer {
   /// How a reader would see `text` when the tokenizer would not, or `nil` when the two agree.
   ///
   /// Disguises leave a prompt legible to a language model but not to this tokenizer, and are
-  /// undone here, in order (after decimal character codes, hexadecimal, base64 and base32 that
-  /// decode to legible text are decoded, `decodingDecimalCodes`, `decodingHex`, `decodingBase64`,
-  /// `decodingBase32`, Morse code is read, `decodingMorse`, and lines written backwards, in ROT13
-  /// or in another Caesar shift or Atbash are read as meant, `decodingScrambledLines`):
+  /// undone here, in order (after decimal character codes, binary, hexadecimal, base64 and
+  /// base32 that decode to legible text are decoded, `decodingDecimalCodes`, `decodingBinary`,
+  /// `decodingHex`, `decodingBase64`, `decodingBase32`, Morse code, Braille and the NATO spelling
+  /// alphabet are read, `decodingMorse`, `foldingBraille`, `readingSpellingAlphabet`, and lines
+  /// written backwards, in ROT13 or in another Caesar shift or Atbash are read as meant,
+  /// `decodingScrambledLines`):
   /// 1. compatibility forms of letters and digits (full-width `Ｉｇｎｏｒｅ`, mathematical `𝐈𝐠𝐧𝐨𝐫𝐞`,
   ///    circled `Ⓘ`): their NFKC forms (`isCompatibilityLetter`; full-width punctuation, which CJK
   ///    text uses, is left alone), and the letters that negative circled or squared letters and
@@ -61,8 +63,10 @@ extension WordPieceTokenizer {
   /// detector's extra reading uses it (`EmbeddingProvider.chunkInputs`); `pieceIDs(for:)` keeps the
   /// reference tokenizer's output.
   public func alternateReading(_ text: String) -> String? {
-    let decoded = Self.decodingBase64(in: Self.decodingHex(in: Self.decodingDecimalCodes(in: text)))
-    var reading = decodingScrambledLines(Self.decodingMorse(in: Self.decodingBase32(in: decoded)))
+    let numbers = Self.decodingBinary(in: Self.decodingDecimalCodes(in: text))
+    let decoded = Self.decodingBase32(in: Self.decodingBase64(in: Self.decodingHex(in: numbers)))
+    let spelled = Self.readingSpellingAlphabet(in: Self.foldingBraille(in: Self.decodingMorse(in: decoded)))
+    var reading = decodingScrambledLines(spelled)
     reading = Self.foldingCompatibilityLetters(in: reading)
     reading = Self.foldingLookAlikes(in: reading)
     reading = foldingLeetspeak(in: reading)
