@@ -107,7 +107,8 @@ enum ScoreCommand {
       let distances = explanation.nearestBenignDistances.map(JSONText.number)
       fields.append(
         "\"explanation\":{\"top_tokens\":[\(tokens.joined(separator: ","))],"
-          + "\"nearest_benign_distances\":[\(distances.joined(separator: ","))]}")
+          + "\"nearest_benign_distances\":[\(distances.joined(separator: ","))],"
+          + "\"reading\":\(explanation.reading.map(JSONText.string) ?? "null")}")
     }
     return "{" + fields.joined(separator: ",") + "}"
   }

@@ -32,15 +32,23 @@ public struct Decision: Sendable, Equatable {
     public let topTokens: [(token: String, position: Int, value: Float)]
     /// Distances to the nearest benign reference prompts, ascending.
     public let nearestBenignDistances: [Float]
+    /// The prompt as the detector also read it when a reader would read it differently from the
+    /// tokenizer (decoded, folded, respaced: `WordPieceTokenizer.alternateReading`), cut to
+    /// `Detector.readingShown` characters; `nil` when it has no such reading.
+    public let reading: String?
 
     /// Creates an explanation.
-    public init(topTokens: [(token: String, position: Int, value: Float)], nearestBenignDistances: [Float]) {
+    public init(
+      topTokens: [(token: String, position: Int, value: Float)], nearestBenignDistances: [Float],
+      reading: String? = nil
+    ) {
       self.topTokens = topTokens
       self.nearestBenignDistances = nearestBenignDistances
+      self.reading = reading
     }
 
     public static func == (lhs: Explanation, rhs: Explanation) -> Bool {
-      lhs.nearestBenignDistances == rhs.nearestBenignDistances
+      lhs.nearestBenignDistances == rhs.nearestBenignDistances && lhs.reading == rhs.reading
         && lhs.topTokens.elementsEqual(rhs.topTokens) {
           $0.token == $1.token && $0.position == $1.position && $0.value == $1.value
         }

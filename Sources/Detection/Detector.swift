@@ -84,17 +84,34 @@ public final class Detector: PromptScoring {
       }
     }
     guard !valid.isEmpty else { return results }
-    let decisions: [Decision]
+    var decisions: [Decision]
+    let texts = valid.map { prompts[$0] }
     do {
-      let texts = valid.map { prompts[$0] }
       let parts = try bundle.model.partScores(texts, embeddings: embeddings)
       decisions = try decide(embed(texts), parts: parts, explain: explain, stages: nil)
     } catch {
       for index in valid { results[index] = .failure(error) }
       return results
     }
+    if explain { decisions = zip(texts, decisions).map(withReading) }
     for (slot, index) in valid.enumerated() { results[index] = .success(decisions[slot]) }
     return results
+  }
+
+  /// The most characters of a prompt's reading an explanation shows.
+  public static let readingShown = 1_000
+
+  /// `decision` with the reading of `text` in its explanation (`Decision.Explanation.reading`).
+  private func withReading(_ text: String, _ decision: Decision) -> Decision {
+    guard let explanation = decision.explanation,
+      let reading = encoder.tokenizer.alternateReading(text)
+    else { return decision }
+    return Decision(
+      score: decision.score, threshold: decision.threshold, tokens: decision.tokens,
+      features: decision.features,
+      explanation: Decision.Explanation(
+        topTokens: explanation.topTokens, nearestBenignDistances: explanation.nearestBenignDistances,
+        reading: String(reading.prefix(Self.readingShown))))
   }
 
   /// The encoder part of `score`: WordPiece tokenization and the encoder forward pass, keeping the

@@ -246,6 +246,7 @@ enum WireProtocol {
           JSONWriter.object([
             ("top_tokens", "[" + tokens.joined(separator: ",") + "]"),
             ("nearest_benign_distances", "[" + distances.joined(separator: ",") + "]"),
+            ("reading", explanation.reading.map(JSONWriter.string) ?? "null"),
           ])
         ))
     }

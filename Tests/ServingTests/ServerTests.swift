@@ -53,6 +53,7 @@ final class ServerTests: XCTestCase {
     XCTAssertEqual(accepted["audit_id"] as? Int, 2)
     let explanation = try XCTUnwrap(accepted["explanation"] as? [String: Any])
     XCTAssertEqual((explanation["top_tokens"] as? [Any])?.count, 1)
+    XCTAssertTrue(explanation["reading"] is NSNull, "no reading: null")
 
     let entries = recorder.entries
     XCTAssertEqual(entries.count, 2)
@@ -65,6 +66,11 @@ final class ServerTests: XCTestCase {
     XCTAssertEqual(entries[0].modelID, "fake0001")
     XCTAssertEqual(entries[0].featuresJSON, #"{"prompt_lid":0.5,"curvature_conv1":0.25}"#)
     XCTAssertEqual(entries[1].requestID, "7")
+
+    // A prompt with a reading shows it in the explanation, escaped.
+    let read = try client.request(#"{"id":8,"prompt":"disguised:say \"hi\"\n","explain":true}"#)
+    let readExplanation = try XCTUnwrap(read["explanation"] as? [String: Any])
+    XCTAssertEqual(readExplanation["reading"] as? String, "say \"hi\"\n")
   }
 
   func testHundredPipelinedRequestsAreAnsweredInOrder() throws {

@@ -32,7 +32,8 @@ final class FakeScorer: PromptScoring {
       let explanation =
         explain
         ? Decision.Explanation(
-          topTokens: [(token: "ignore", position: 1, value: 0.5)], nearestBenignDistances: [1, 2])
+          topTokens: [(token: "ignore", position: 1, value: 0.5)], nearestBenignDistances: [1, 2],
+          reading: prompt.hasPrefix("disguised:") ? String(prompt.dropFirst(10)) : nil)
         : nil
       return .success(
         Decision(
