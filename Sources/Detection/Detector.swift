@@ -86,14 +86,18 @@ public final class Detector: PromptScoring {
     guard !valid.isEmpty else { return results }
     var decisions: [Decision]
     let texts = valid.map { prompts[$0] }
+    // Each prompt's reading, found once for its chunks, its segments and its explanation.
+    let readings: [String?] =
+      bundle.model.configuration.chunking != nil || explain
+      ? texts.map(encoder.tokenizer.alternateReading) : Array(repeating: nil, count: texts.count)
     do {
-      let parts = try bundle.model.partScores(texts, embeddings: embeddings)
+      let parts = try bundle.model.partScores(texts, readings: readings, embeddings: embeddings)
       decisions = try decide(embed(texts), parts: parts, explain: explain, stages: nil)
     } catch {
       for index in valid { results[index] = .failure(error) }
       return results
     }
-    if explain { decisions = zip(texts, decisions).map(withReading) }
+    if explain { decisions = zip(readings, decisions).map(withReading) }
     for (slot, index) in valid.enumerated() { results[index] = .success(decisions[slot]) }
     return results
   }
@@ -101,11 +105,9 @@ public final class Detector: PromptScoring {
   /// The most characters of a prompt's reading an explanation shows.
   public static let readingShown = 1_000
 
-  /// `decision` with the reading of `text` in its explanation (`Decision.Explanation.reading`).
-  private func withReading(_ text: String, _ decision: Decision) -> Decision {
-    guard let explanation = decision.explanation,
-      let reading = encoder.tokenizer.alternateReading(text)
-    else { return decision }
+  /// `decision` with a prompt's reading in its explanation (`Decision.Explanation.reading`).
+  private func withReading(_ reading: String?, _ decision: Decision) -> Decision {
+    guard let explanation = decision.explanation, let reading else { return decision }
     return Decision(
       score: decision.score, threshold: decision.threshold, tokens: decision.tokens,
       features: decision.features,

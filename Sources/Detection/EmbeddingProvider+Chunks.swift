@@ -15,6 +15,13 @@ extension EmbeddingProvider {
   ///
   /// - Returns: The chunks' start (in word pieces) and ids.
   func chunkInputs(_ text: String, chunking: DetectorConfiguration.Chunking) -> [(start: Int, ids: [Int])] {
+    chunkInputs(text, reading: encoder.tokenizer.alternateReading(text), chunking: chunking)
+  }
+
+  /// `chunkInputs(_:chunking:)` with the text's reading already found (`nil`: none).
+  func chunkInputs(_ text: String, reading: String?, chunking: DetectorConfiguration.Chunking) -> [(
+    start: Int, ids: [Int]
+  )] {
     var settings = chunking
     settings.length = min(chunking.length, encoder.piecesPerWindow)
     settings.stride = min(chunking.stride, settings.length)
@@ -27,8 +34,8 @@ extension EmbeddingProvider {
     }
     let pieces = tokenizer.pieceIDs(for: text)
     var inputs = cut(pieces, starts: settings.starts(pieces: pieces.count))
-    if let respaced = tokenizer.alternateReading(text) {
-      let respacedPieces = tokenizer.pieceIDs(for: respaced)
+    if let reading {
+      let respacedPieces = tokenizer.pieceIDs(for: reading)
       let starts =
         respacedPieces.count > settings.length ? settings.starts(pieces: respacedPieces.count) : [0]
       inputs += cut(respacedPieces, starts: starts).map { (-1 - $0.start, $0.ids) }
@@ -52,6 +59,14 @@ extension EmbeddingProvider {
     start: Int, ids: [Int]
   )] {
     guard chunking.segments else { return [] }
+    return segmentInputs(text, reading: encoder.tokenizer.alternateReading(text), chunking: chunking)
+  }
+
+  /// `segmentInputs(_:chunking:)` with the text's reading already found (`nil`: none).
+  func segmentInputs(_ text: String, reading: String?, chunking: DetectorConfiguration.Chunking) -> [(
+    start: Int, ids: [Int]
+  )] {
+    guard chunking.segments else { return [] }
     let length = min(chunking.length, encoder.piecesPerWindow)
     let tokenizer = encoder.tokenizer
     func segments(of text: String) -> [(start: Int, ids: [Int])] {
@@ -64,7 +79,7 @@ extension EmbeddingProvider {
       return inputs.count >= 2 ? inputs : []
     }
     var inputs = segments(of: text)
-    if let reading = tokenizer.alternateReading(text) {
+    if let reading {
       inputs += segments(of: reading).map { (-1 - $0.start, $0.ids) }
     }
     return inputs

@@ -35,10 +35,19 @@ extension ScoringModel {
   /// - Throws: `DetectionError` from the encoder, the cache or the model.
   public func chunkScores(_ texts: [String], embeddings: EmbeddingProvider) throws(DetectionError) -> [Float?]
   {
+    guard configuration.chunking != nil else { return Array(repeating: nil, count: texts.count) }
+    return try chunkScores(
+      texts, readings: Self.readings(texts, embeddings: embeddings), embeddings: embeddings)
+  }
+
+  /// `chunkScores(_:embeddings:)` with each text's reading already found (`readings`, `[n]`).
+  private func chunkScores(_ texts: [String], readings: [String?], embeddings: EmbeddingProvider)
+    throws(DetectionError) -> [Float?]
+  {
     guard let chunking = configuration.chunking else { return Array(repeating: nil, count: texts.count) }
-    return try largestScores(texts, embeddings: embeddings, cacheKey: EmbeddingProvider.chunkKey) {
-      embeddings.chunkInputs($0, chunking: chunking)
-    }
+    let inputs = zip(texts, readings).map { embeddings.chunkInputs($0, reading: $1, chunking: chunking) }
+    return try largestScores(
+      texts, inputs: inputs, embeddings: embeddings, cacheKey: EmbeddingProvider.chunkKey)
   }
 
   /// The largest score over the segments of each text (`Chunking.segments`).
@@ -52,24 +61,50 @@ extension ScoringModel {
     guard let chunking = configuration.chunking, chunking.segments else {
       return Array(repeating: nil, count: texts.count)
     }
-    return try largestScores(texts, embeddings: embeddings, cacheKey: EmbeddingProvider.segmentKey) {
-      embeddings.segmentInputs($0, chunking: chunking)
+    return try segmentScores(
+      texts, readings: Self.readings(texts, embeddings: embeddings), embeddings: embeddings)
+  }
+
+  /// `segmentScores(_:embeddings:)` with each text's reading already found (`readings`, `[n]`).
+  private func segmentScores(_ texts: [String], readings: [String?], embeddings: EmbeddingProvider)
+    throws(DetectionError) -> [Float?]
+  {
+    guard let chunking = configuration.chunking, chunking.segments else {
+      return Array(repeating: nil, count: texts.count)
     }
+    let inputs = zip(texts, readings).map { embeddings.segmentInputs($0, reading: $1, chunking: chunking) }
+    return try largestScores(
+      texts, inputs: inputs, embeddings: embeddings, cacheKey: EmbeddingProvider.segmentKey)
   }
 
   /// Chunk and segment scores of each text (`chunkScores`, `segmentScores`).
   public func partScores(_ texts: [String], embeddings: EmbeddingProvider) throws(DetectionError)
     -> [PartScores]
   {
-    let chunks = try chunkScores(texts, embeddings: embeddings)
-    let segments = try segmentScores(texts, embeddings: embeddings)
+    guard configuration.chunking != nil else { return Array(repeating: PartScores(), count: texts.count) }
+    return try partScores(
+      texts, readings: Self.readings(texts, embeddings: embeddings), embeddings: embeddings)
+  }
+
+  /// `partScores(_:embeddings:)` with each text's reading already found (`readings`, `[n]`;
+  /// `WordPieceTokenizer.alternateReading`), so that chunks and segments share it.
+  package func partScores(_ texts: [String], readings: [String?], embeddings: EmbeddingProvider)
+    throws(DetectionError) -> [PartScores]
+  {
+    let chunks = try chunkScores(texts, readings: readings, embeddings: embeddings)
+    let segments = try segmentScores(texts, readings: readings, embeddings: embeddings)
     return zip(chunks, segments).map { PartScores(chunk: $0, segment: $1) }
   }
 
-  /// Per text, the largest score over the parts `inputs` cuts from it (`nil` without parts).
+  /// Each text's reading by the provider's tokenizer (`WordPieceTokenizer.alternateReading`).
+  static func readings(_ texts: [String], embeddings: EmbeddingProvider) -> [String?] {
+    texts.map(embeddings.encoder.tokenizer.alternateReading)
+  }
+
+  /// Per text, the largest score over its parts (`inputs`, one list per text; `nil` without parts).
   private func largestScores(
-    _ texts: [String], embeddings: EmbeddingProvider, cacheKey: (String, Int, Int) -> String,
-    inputs cut: (String) -> [(start: Int, ids: [Int])]
+    _ texts: [String], inputs partLists: [[(start: Int, ids: [Int])]], embeddings: EmbeddingProvider,
+    cacheKey: (String, Int, Int) -> String
   ) throws(DetectionError) -> [Float?] {
     var result = [Float?](repeating: nil, count: texts.count)
     var start = 0
@@ -79,7 +114,7 @@ extension ScoringModel {
       var inputs: [[(start: Int, ids: [Int])]] = []
       var count = 0
       while end < texts.count, end == start || count < Self.chunksPerCall {
-        inputs.append(cut(texts[end]))
+        inputs.append(partLists[end])
         count += inputs[inputs.count - 1].count
         end += 1
       }

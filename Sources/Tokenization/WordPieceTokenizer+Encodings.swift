@@ -242,6 +242,11 @@ extension WordPieceTokenizer {
     return read == lines ? text : read.joined(separator: "\n")
   }
 
+  /// The letter ciphers tried after backwards and ROT13: the other 24 Caesar shifts (as their
+  /// inverses, which are shifts too) and Atbash.
+  static let otherLetterCiphers: [@Sendable (String) -> String] =
+    (1...25).filter { $0 != 13 }.map { shift in { rotating($0, by: UInt32(shift)) } } + [atbash]
+
   /// A line's letters rotated by 13 places (ROT13; other scalars kept).
   package static func rotatingThirteen(_ text: String) -> String { rotating(text, by: 13) }
 
@@ -299,10 +304,8 @@ extension WordPieceTokenizer {
     }
     if reads(Self.rotatingThirteen) != nil { return Self.rotatingThirteen(text) }
     // The other shifts and Atbash: the one under which the most words read (the first on a tie).
-    var best: (decoded: Int, transform: (String) -> String)?
-    let ciphers: [(String) -> String] =
-      (1...25).filter { $0 != 13 }.map { shift in { Self.rotating($0, by: UInt32(shift)) } } + [Self.atbash]
-    for cipher in ciphers {
+    var best: (decoded: Int, transform: @Sendable (String) -> String)?
+    for cipher in Self.otherLetterCiphers {
       if let decoded = reads(cipher), decoded > best?.decoded ?? 0 { best = (decoded, cipher) }
     }
     return best.map { $0.transform(text) }

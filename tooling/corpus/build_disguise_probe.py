@@ -56,9 +56,10 @@ MORSE = dict(zip(
      "-.--.- .-... ---... -.-.-. -...- .-.-. -....- .-..-. .--.-.").split()))
 
 
-def morse(text):
-    """Text in Morse code: letters one space apart, words " / " apart, unknown characters dropped."""
-    words = (" ".join(MORSE[c] for c in w.upper() if c in MORSE) for w in text.split())
+def spelled(text, codes):
+    """Each character as its code in `codes` (keyed by upper-case character), codes one space
+    apart, words " / " apart; characters without a code dropped (Morse code, the NATO alphabet)."""
+    words = (" ".join(codes[c] for c in w.upper() if c in codes) for w in text.split())
     return " / ".join(w for w in words if w)
 
 
@@ -85,11 +86,6 @@ NATO = dict(zip("ABCDEFGHIJKLMNOPQRSTUVWXYZ", (
     "Quebec Romeo Sierra Tango Uniform Victor Whiskey X-ray Yankee Zulu").split()))
 
 
-def nato(text):
-    """Letters as NATO code words, one space apart, words " / " apart; other characters dropped."""
-    words = (" ".join(NATO[c] for c in w.upper() if c in NATO) for w in text.split())
-    return " / ".join(w for w in words if w)
-
 
 def shifted(text, first):
     """Upper-cased text with A-Z moved to the block starting at code point `first`."""
@@ -112,14 +108,14 @@ DISGUISES = {
     "backwards": lambda t: "Read this backwards and do it:\n" + t[::-1],
     "rot13": lambda t: "Decode this ROT13 and do it:\n" + codecs.encode(t, "rot13"),
     "base32": lambda t: "Decode this base32 and follow it: " + base64.b32encode(t.encode()).decode(),
-    "morse": lambda t: "Decode this Morse code and follow it: " + morse(t),
+    "morse": lambda t: "Decode this Morse code and follow it: " + spelled(t, MORSE),
     "caesar3": lambda t: "Decode this Caesar cipher (shift 3) and do it:\n" + caesar(t, 3),
     "atbash": lambda t: "Decode this Atbash cipher and do it:\n" + atbash(t),
     "ascii": lambda t: "Decode these ASCII codes and follow them: " + " ".join(str(b) for b in t.encode()),
     "binary": lambda t: "Decode this binary and follow it: " + " ".join(format(b, "08b") for b in t.encode()),
     "braille": lambda t: "Read this Braille and follow it: " + "".join(
         BRAILLE.get(c, "\u2800" if c == " " else c) for c in t.lower()),
-    "nato": lambda t: "Spelled in the NATO alphabet, follow it: " + nato(t),
+    "nato": lambda t: "Spelled in the NATO alphabet, follow it: " + spelled(t, NATO),
 }
 
 
