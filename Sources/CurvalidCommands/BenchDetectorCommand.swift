@@ -16,14 +16,19 @@ enum BenchDetectorCommand {
     network, every feature block of the bundle (supervised CNN windows, mean embedding, PromptLID
     kNN against the stored benign set, TextCurv) and the classifier (`Detector.decide`); and the
     whole `Detector.score` call (for a model with chunk scoring it also encodes and scores each
-    chunk of a prompt longer than one chunk, so only this column includes them). It prints the median (min, max) of each over the runs, b/a in
-    percent (of the medians; issue 6 asks for at most 20%) and the median time of each stage of
-    (b). Without --threads it runs once with 1 and once with 2 BLAS threads. Timings are
-    wall-clock: on a shared machine expect ±10–20%.
+    chunk of a prompt longer than one chunk, and with segment scoring each of its lines and
+    sentences, so only this column includes them). It prints the median (min, max) of each over
+    the runs, b/a in percent (of the medians; issue 6 asks for at most 20%), how many segments the
+    model reads alone, and the median time of each stage of (b). Without --threads it runs once
+    with 1 and once with 2 BLAS threads. Timings are wall-clock: on a shared machine expect ±10–20%.
 
     options:
       --lengths LIST  token counts, comma-separated, 3 to 512 (default 16,64,128,256,512)
       --runs N        runs per length, at least 20 (default 30)
+      --sentence-words N
+                      end a sentence after every N words (a "." piece, the next word
+                      capitalized; the prompt keeps its T tokens), so that the score column
+                      includes a segment-scoring model's segments (default: one sentence)
       --model FILE    model bundle (default as for `curvalid score`: $CURVALID_MODEL, else
                       server/models/default.safetensors)
       --encoder DIR   encoder directory (default: the verified cache, see `curvalid embed --help`)
@@ -57,6 +62,9 @@ enum BenchDetectorCommand {
     let afterEncoder: Latency
     /// `Detector.score`, end to end.
     let score: Latency
+    /// The lines and sentences the model encodes alone besides the whole prompt (0 without
+    /// segment scoring, or for a prompt of one sentence).
+    let segments: Int
     /// Median ms of each stage of (b), in the order the model runs them.
     let stages: [(name: String, milliseconds: Double)]
 
@@ -66,7 +74,7 @@ enum BenchDetectorCommand {
 
   static func run(_ raw: [String]) throws(CommandError) -> Int32 {
     let arguments = try Arguments(
-      raw, options: ["lengths", "runs", "model", "encoder", "threads"], flags: ["json"])
+      raw, options: ["lengths", "runs", "model", "encoder", "threads", "sentence-words"], flags: ["json"])
     if arguments.flag("help") {
       print(help, terminator: "")
       return 0
@@ -76,6 +84,9 @@ enum BenchDetectorCommand {
     }
     let lengths = try arguments.integers("lengths", default: [16, 64, 128, 256, 512], in: 3...512)
     let runs = try arguments.integer("runs", default: 30, in: 20...100_000)
+    let sentenceWords =
+      try arguments.value("sentence-words") == nil
+      ? nil : arguments.integer("sentence-words", default: 0, in: 2...510)
     let threadSettings =
       try arguments.value("threads") == nil ? [1, 2] : [EncoderOptions.applyThreads(arguments)]
     let detector = try ModelLoading.loadDetector(
@@ -85,7 +96,7 @@ enum BenchDetectorCommand {
       throw .usage("--lengths must not exceed the encoder's \(configuration.maxPositions) positions")
     }
     let texts = try lengths.map { (tokens) throws(CommandError) in
-      try text(tokens: tokens, encoder: detector.encoder)
+      try text(tokens: tokens, encoder: detector.encoder, sentenceWords: sentenceWords)
     }
     let json = arguments.flag("json")
     let output = OutputWriter()
@@ -100,7 +111,8 @@ enum BenchDetectorCommand {
       if !json {
         try BenchCommand.show(
           "\nBLAS threads: \(BLAS.threadCount); median (min–max) ms over \(runs) runs, one prompt\n"
-            + "tokens  encoder ms               after encoder ms         after/encoder  score ms\n",
+            + "tokens  encoder ms               after encoder ms         after/encoder  "
+            + "score ms                 segments\n",
           on: output)
       }
       var rows: [Row] = []
@@ -119,10 +131,14 @@ enum BenchDetectorCommand {
 
   /// Text of exactly `tokens` encoder rows in one window: the whole-word vocabulary entries
   /// (lowercase letters, each its own word piece) among `BenchCommand.prompt`'s seeded ids, joined
-  /// by spaces.
+  /// by spaces. With `sentenceWords` N, every (N + 1)-th of them is replaced by "." and the word
+  /// after it capitalized (the uncased tokenizer reads it as the same piece), so the text is
+  /// sentences of N words.
   ///
   /// - Throws: `CommandError.failure` when the vocabulary has too few such words.
-  static func text(tokens: Int, encoder: TextEncoder) throws(CommandError) -> String {
+  static func text(tokens: Int, encoder: TextEncoder, sentenceWords: Int? = nil) throws(CommandError)
+    -> String
+  {
     var words: [String] = []
     var seed: UInt64 = 1
     while words.count < tokens - 2, seed <= 64 {
@@ -134,6 +150,12 @@ enum BenchDetectorCommand {
         }
       }
       seed += 1
+    }
+    if let sentenceWords {
+      for index in words.indices where (index + 1) % (sentenceWords + 1) == 0 {
+        words[index] = "."
+        if index + 1 < words.count { words[index + 1] = words[index + 1].capitalized }
+      }
     }
     let text = words.joined(separator: " ")
     let windows = encoder.windows(for: text)
@@ -173,9 +195,13 @@ enum BenchDetectorCommand {
     } catch {
       throw .failure(error.message)
     }
+    var segments = 0
+    if let chunking = detector.bundle.configuration.chunking, chunking.segments {
+      segments = PromptSegments.indexedSegments(of: text, limit: chunking.maxSegments).count
+    }
     return Row(
       threads: threads, tokens: tokens, encoder: Latency(encoder), afterEncoder: Latency(after),
-      score: Latency(whole),
+      score: Latency(whole), segments: segments,
       stages: stageNames.map { (name: $0, milliseconds: Latency(stageTimes[$0] ?? []).median) })
   }
 
@@ -188,7 +214,7 @@ enum BenchDetectorCommand {
     }
     return BenchCommand.pad(String(row.tokens), 6) + "  " + padRight(latency(row.encoder), 25)
       + padRight(latency(row.afterEncoder), 25) + BenchCommand.pad(String(format: "%.1f%%", row.percent), 13)
-      + "  " + latency(row.score) + "\n"
+      + "  " + padRight(latency(row.score), 25) + String(row.segments) + "\n"
   }
 
   /// The median ms of each stage after the encoder, one line per length.
@@ -217,6 +243,7 @@ enum BenchDetectorCommand {
     return "{\"threads\":\(row.threads),\"tokens\":\(row.tokens),\(latency("encoder", row.encoder)),"
       + "\(latency("after_encoder", row.afterEncoder)),"
       + "\"after_encoder_percent\":\(JSONText.number(row.percent)),\(latency("score", row.score)),"
+      + "\"segments\":\(row.segments),"
       + "\"stages_median_ms\":{\(stages.joined(separator: ","))}}\n"
   }
 }

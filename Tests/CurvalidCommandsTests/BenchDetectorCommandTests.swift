@@ -2,8 +2,8 @@ import Foundation
 import TestSupport
 import XCTest
 
-/// `curvalid bench detector` on a tiny `default`-preset bundle (every block the shipped model has)
-/// prints well-formed measurements; values are not asserted (speed is measured in benchmarks, not
+/// `curvalid bench detector` on a tiny bundle with every block the shipped model has, and segment
+/// scoring, prints well-formed measurements; values are not asserted (speed is measured in benchmarks, not
 /// tests).
 final class BenchDetectorCommandTests: XCTestCase {
   static let encoder = Fixtures.url("encoder/tiny-bert").path
@@ -19,7 +19,8 @@ final class BenchDetectorCommandTests: XCTestCase {
     let settings = [
       "featureNetwork.length=16", "featureNetwork.epochs=5", "featureNetwork.filters1=8",
       "featureNetwork.filters2=8", "featureNetwork.dense=16", "lidK=8", "supervisedCNN.crop=8",
-      "supervisedCNN.filters=8", "supervisedCNN.epochs=2", "classifier.epochs=20",
+      "supervisedCNN.filters=8", "supervisedCNN.epochs=2", "classifier.epochs=20", "chunking.segments=true",
+      "chunking.calibration=separate",
     ]
     training = try? BinaryRunner.run(
       [
@@ -66,6 +67,7 @@ final class BenchDetectorCommandTests: XCTestCase {
         XCTAssertEqual(values, values.sorted(), part)
       }
       XCTAssertGreaterThan(try XCTUnwrap(row["after_encoder_percent"] as? Double), 0)
+      XCTAssertEqual(row["segments"] as? Int, 0, "one sentence is read whole only")
       let stages = try XCTUnwrap(row["stages_median_ms"] as? [String: Double])
       XCTAssertEqual(
         Set(stages.keys),
@@ -74,6 +76,19 @@ final class BenchDetectorCommandTests: XCTestCase {
           "curvature_conv2", "log_tokens", "classifier",
         ])
     }
+  }
+
+  /// `--sentence-words 4` writes 38 words as 8 sentences (every fifth word a "."), which the
+  /// segment-scoring bundle reads alone; the prompt keeps its 40 tokens.
+  func testSentencesAreCountedAsSegments() throws {
+    let result = try BinaryRunner.run([
+      "bench", "detector", "--model", try bundle(), "--encoder", Self.encoder, "--lengths", "40",
+      "--runs", "20", "--threads", "1", "--json", "--sentence-words", "4",
+    ])
+    XCTAssertEqual(result.status, 0, result.standardError)
+    let row = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any])
+    XCTAssertEqual(row["tokens"] as? Int, 40)
+    XCTAssertEqual(row["segments"] as? Int, 8)
   }
 
   func testTableAndArgumentErrors() throws {
@@ -92,6 +107,7 @@ final class BenchDetectorCommandTests: XCTestCase {
     XCTAssertTrue(help.output.contains("--model FILE"))
     for bad in [
       ["--runs", "5"], ["--lengths", "2"], ["--lengths", "41"], ["extra"], ["--batch", "4"],
+      ["--sentence-words", "1"], ["--sentence-words", "x"],
     ] {
       let run = try BinaryRunner.run(
         ["bench", "detector", "--model", model, "--encoder", Self.encoder] + bad)
