@@ -21,7 +21,7 @@ final class Router: RequestRouting {
   /// Set by `Server.start()` before the first request can arrive.
   let mailbox = Locked<LoopMailbox?>(nil)
   private let adminToken: AdminToken?
-  private let audits = DispatchGroup()
+  let audits = DispatchGroup()
   private let reloadQueue = DispatchQueue(label: "curvalid.reload")
 
   init(
@@ -44,11 +44,11 @@ final class Router: RequestRouting {
     _ = audits.wait(timeout: .now() + timeout)
   }
 
-  private func post(connection: UInt64, sequence: UInt64, bytes: [UInt8]) {
+  func post(connection: UInt64, sequence: UInt64, bytes: [UInt8]) {
     mailbox.current?.post(.reply(connection: connection, sequence: sequence, bytes: bytes))
   }
 
-  private func members(id: String?, _ rest: [(String, String)]) -> [UInt8] {
+  func members(id: String?, _ rest: [(String, String)]) -> [UInt8] {
     WireProtocol.line((id.map { [("id", $0)] } ?? []) + rest)
   }
 
@@ -122,6 +122,23 @@ final class Router: RequestRouting {
       }
       if scheduler.submit(job) { return nil }
       return overloaded(context)
+    case .scoreMessages(let messages, let client, let explain):
+      let receivedAtEpoch = epochMilliseconds()
+      let contexts = messages.map { message in
+        ScoreContext(
+          idJSON: line.idJSON, idText: line.idText, client: client, peer: peer, prompt: message.text,
+          receivedAt: receivedAt, receivedAtEpoch: receivedAtEpoch, connection: connection, sequence: sequence
+        )
+      }
+      let join = MessageJoin(count: messages.count)
+      let jobs = contexts.indices.map { slot in
+        ScoringScheduler.Job(prompt: contexts[slot].prompt, explain: explain) { result, modelID in
+          guard let outcomes = join.add(result, modelID: modelID, at: slot) else { return }
+          self.finishMessages(contexts, messages: messages, outcomes: outcomes)
+        }
+      }
+      if scheduler.submit(jobs) { return nil }
+      return overloadedMessages(contexts)
     }
   }
 
@@ -138,7 +155,7 @@ final class Router: RequestRouting {
     let sequence: UInt64
   }
 
-  private func entry(_ context: ScoreContext) -> AuditEntry {
+  func entry(_ context: ScoreContext) -> AuditEntry {
     AuditEntry(
       timeMilliseconds: context.receivedAtEpoch, requestID: context.idText, client: context.client,
       peer: context.peer,
@@ -148,11 +165,28 @@ final class Router: RequestRouting {
 
   /// The overload policy's immediate answer; the audit row is written in the background.
   private func overloaded(_ context: ScoreContext) -> [UInt8] {
+    let (verdict, modelID) = recordOverloaded([context])
+    return members(
+      id: context.idJSON,
+      [
+        ("decision", JSONWriter.string(verdict.rawValue)), ("overloaded", "true"),
+        ("model", JSONWriter.string(modelID)),
+        ("latency_ms", JSONWriter.milliseconds((monotonicSeconds() - context.receivedAt) * 1_000)),
+        ("audit_id", "null"),
+      ])
+  }
+
+  /// Applies the overload policy to the requests (or messages) of `contexts`: counts them and
+  /// writes their audit rows in the background.
+  ///
+  /// - Returns: The policy's verdict and the served model's id.
+  func recordOverloaded(_ contexts: [ScoreContext]) -> (Decision.Verdict, String) {
     let reject = configuration.overloadPolicy == .failClosed
-    statistics.recordOverloaded(reject: reject)
     let verdict = reject ? Decision.Verdict.reject : .accept
     let modelID = models.current.modelID
-    if let recorder {
+    for context in contexts {
+      statistics.recordOverloaded(reject: reject)
+      guard let recorder else { continue }
       var row = entry(context)
       row.decision = verdict.rawValue
       row.modelID = modelID
@@ -169,14 +203,22 @@ final class Router: RequestRouting {
         audits.leave()
       }
     }
-    return members(
-      id: context.idJSON,
-      [
-        ("decision", JSONWriter.string(verdict.rawValue)), ("overloaded", "true"),
-        ("model", JSONWriter.string(modelID)),
-        ("latency_ms", JSONWriter.milliseconds((monotonicSeconds() - context.receivedAt) * 1_000)),
-        ("audit_id", "null"),
-      ])
+    return (verdict, modelID)
+  }
+
+  /// The audit row of a scored decision.
+  func decisionRow(_ context: ScoreContext, decision: Decision, modelID: String, latency: Double)
+    -> AuditEntry
+  {
+    var row = entry(context)
+    row.tokens = decision.tokens
+    row.score = decision.score
+    row.threshold = decision.threshold
+    row.decision = decision.verdict.rawValue
+    row.featuresJSON = WireProtocol.featuresJSON(decision.features)
+    row.modelID = modelID
+    row.latencyMilliseconds = latency
+    return row
   }
 
   /// Records a scored request (if a recorder is configured) and posts its reply.
@@ -198,14 +240,7 @@ final class Router: RequestRouting {
       reply(context, decision: decision, modelID: modelID, auditID: nil, audited: true)
       return
     }
-    var row = entry(context)
-    row.tokens = decision.tokens
-    row.score = decision.score
-    row.threshold = decision.threshold
-    row.decision = decision.verdict.rawValue
-    row.featuresJSON = WireProtocol.featuresJSON(decision.features)
-    row.modelID = modelID
-    row.latencyMilliseconds = decidedMilliseconds
+    let row = decisionRow(context, decision: decision, modelID: modelID, latency: decidedMilliseconds)
     audits.enter()
     Task { [row, audits] in
       do {
@@ -243,7 +278,7 @@ final class Router: RequestRouting {
   /// Shadow mode: after the reply is posted, the candidate scores the same prompt on a
   /// low-priority queue; agreement is counted and its decision recorded with `shadowOf` pointing
   /// at the served decision's audit row.
-  private func runShadow(_ context: ScoreContext, served: Decision, auditID: Int64?) {
+  func runShadow(_ context: ScoreContext, served: Decision, auditID: Int64?) {
     guard let shadow else { return }
     let admitted = shadowPending.withLock { pending in
       guard pending < Self.shadowBacklog else { return false }
@@ -269,14 +304,8 @@ final class Router: RequestRouting {
         audits.leave()
         return
       }
-      var row = entry(context)
-      row.tokens = decision.tokens
-      row.score = decision.score
-      row.threshold = decision.threshold
-      row.decision = decision.verdict.rawValue
-      row.featuresJSON = WireProtocol.featuresJSON(decision.features)
-      row.modelID = shadow.modelID
-      row.latencyMilliseconds = (monotonicSeconds() - started) * 1_000
+      var row = decisionRow(
+        context, decision: decision, modelID: shadow.modelID, latency: (monotonicSeconds() - started) * 1_000)
       row.shadowOf = auditID
       Task { [row, audits, statistics] in
         do {

@@ -90,12 +90,18 @@ final class ScoringScheduler: Sendable {
   /// Queues `job`.
   ///
   /// - Returns: `false` when the queue is full or the scheduler is stopping (the job is dropped).
-  func submit(_ job: Job) -> Bool {
+  func submit(_ job: Job) -> Bool { submit([job]) }
+
+  /// Queues all of `jobs` (the messages of one request), or none of them.
+  ///
+  /// - Returns: `false` when they do not all fit in the queue or the scheduler is stopping (the
+  ///   jobs are dropped).
+  func submit(_ jobs: [Job]) -> Bool {
     condition.lock()
     defer { condition.unlock() }
-    guard !state.stopping, state.queue.count < capacity else { return false }
-    state.queue.append(job)
-    condition.signal()
+    guard !state.stopping, state.queue.count + jobs.count <= capacity else { return false }
+    state.queue.append(contentsOf: jobs)
+    if jobs.count == 1 { condition.signal() } else { condition.broadcast() }
     return true
   }
 

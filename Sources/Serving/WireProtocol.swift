@@ -16,6 +16,7 @@ struct ReplyError: Error, Equatable {
     case unknownOp = "unknown_op"
     case reloadFailed = "reload_failed"
     case timeout
+    case tooManyMessages = "too_many_messages"
     case `internal`
   }
 
@@ -38,10 +39,20 @@ struct ReplyError: Error, Equatable {
   }
 }
 
+/// One message of a `messages` request that is judged: its place in the array, its role and its
+/// text (a string content, or its text parts joined by line breaks).
+struct JudgedMessage: Equatable, Sendable {
+  let index: Int
+  let role: String
+  let text: String
+}
+
 /// One parsed request line.
 enum Request: Equatable {
   /// Score one prompt.
   case score(prompt: String, client: String?, explain: Bool)
+  /// Score each untrusted message of a conversation on its own (`"messages"` instead of `"prompt"`).
+  case scoreMessages(messages: [JudgedMessage], client: String?, explain: Bool)
   /// `{"op":"health"}`.
   case health
   /// `{"op":"version"}`.
@@ -163,12 +174,28 @@ enum WireProtocol {
     }
   }
 
+  /// Roles whose messages are the operator's or the model's own text, not judged.
+  static let trustedRoles: Set<String> = ["system", "developer", "assistant"]
+  /// Judged messages one request may carry at most.
+  static let maxJudgedMessages = 64
+
   private static func readScore(_ members: [String: JSONValue], maxPromptScalars: Int) throws(ReplyError)
     -> Request
   {
+    var messages: [JudgedMessage]?
+    switch members["messages"] {
+    case nil, .null?: break
+    default:
+      switch members["prompt"] {
+      case nil, .null?: messages = try readMessages(members["messages"], maxPromptScalars: maxPromptScalars)
+      default: throw ReplyError(.wrongType, "give either \"prompt\" or \"messages\", not both")
+      }
+    }
     let prompt: String
     switch members["prompt"] {
-    case nil, .null?: throw ReplyError(.missingPrompt, "the request has no \"prompt\"")
+    case nil, .null?:
+      guard messages != nil else { throw ReplyError(.missingPrompt, "the request has no \"prompt\"") }
+      prompt = ""
     case .string(let text)?: prompt = text
     default: throw ReplyError(.wrongType, "\"prompt\" must be a string")
     }
@@ -184,17 +211,86 @@ enum WireProtocol {
     case .bool(let flag)?: explain = flag
     default: throw ReplyError(.wrongType, "\"explain\" must be true or false")
     }
-    if prompt.unicodeScalars.allSatisfy(\.properties.isWhitespace) {
-      throw ReplyError(.emptyPrompt, "the prompt is empty")
+    if let messages { return .scoreMessages(messages: messages, client: client, explain: explain) }
+    try checkLength(prompt, maxPromptScalars: maxPromptScalars, name: "the prompt")
+    return .score(prompt: prompt, client: client, explain: explain)
+  }
+
+  /// `"messages"`: an array of `{"role", "content"}` objects. A message is judged unless its role
+  /// is trusted (`trustedRoles`, compared without case) or it has no text; `content` is a string,
+  /// `null`, or an array of parts whose `{"type":"text","text":…}` parts are joined by line breaks
+  /// (other parts, such as images, are not read).
+  ///
+  /// - Throws: `.wrongType` for a malformed message, `.promptTooLong` for a judged message over
+  ///   the limit, `.tooManyMessages` beyond `maxJudgedMessages`, `.missingPrompt` when none is judged.
+  private static func readMessages(_ value: JSONValue?, maxPromptScalars: Int) throws(ReplyError)
+    -> [JudgedMessage]
+  {
+    guard case .array(let items)? = value else {
+      throw ReplyError(.wrongType, "\"messages\" must be an array of {\"role\",\"content\"} objects")
     }
-    var scalars = 0
-    for _ in prompt.unicodeScalars {
-      scalars += 1
-      if scalars > maxPromptScalars {
-        throw ReplyError(.promptTooLong, "the prompt is longer than \(maxPromptScalars) characters")
+    var judged: [JudgedMessage] = []
+    for (index, item) in items.enumerated() {
+      guard case .object(let message) = item else {
+        throw ReplyError(.wrongType, "messages[\(index)] must be an object")
+      }
+      guard case .string(let role)? = message["role"] else {
+        throw ReplyError(.wrongType, "messages[\(index)].role must be a string")
+      }
+      let text: String
+      switch message["content"] {
+      case nil, .null?: continue
+      case .string(let content)?: text = content
+      case .array(let parts)?:
+        var texts: [String] = []
+        for part in parts {
+          guard case .object(let fields) = part else {
+            throw ReplyError(.wrongType, "messages[\(index)].content parts must be objects")
+          }
+          guard case .string("text")? = fields["type"] else { continue }
+          guard case .string(let partText)? = fields["text"] else {
+            throw ReplyError(
+              .wrongType, "messages[\(index)].content: a text part's \"text\" must be a string")
+          }
+          texts.append(partText)
+        }
+        text = texts.joined(separator: "\n")
+      default:
+        throw ReplyError(.wrongType, "messages[\(index)].content must be a string, an array of parts or null")
+      }
+      if trustedRoles.contains(role.lowercased()) || text.unicodeScalars.allSatisfy(\.properties.isWhitespace)
+      {
+        continue
+      }
+      try checkLength(text, maxPromptScalars: maxPromptScalars, name: "messages[\(index)]")
+      judged.append(JudgedMessage(index: index, role: role, text: text))
+      if judged.count > maxJudgedMessages {
+        throw ReplyError(
+          .tooManyMessages,
+          "the request has more than \(maxJudgedMessages) messages to judge; send it in parts")
       }
     }
-    return .score(prompt: prompt, client: client, explain: explain)
+    guard !judged.isEmpty else {
+      throw ReplyError(
+        .missingPrompt,
+        "no message to judge: every message is the operator's or the model's (system, developer, assistant) or empty"
+      )
+    }
+    return judged
+  }
+
+  /// Checks that `text` is not blank and at most `maxPromptScalars` Unicode scalars long.
+  private static func checkLength(_ text: String, maxPromptScalars: Int, name: String) throws(ReplyError) {
+    if text.unicodeScalars.allSatisfy(\.properties.isWhitespace) {
+      throw ReplyError(.emptyPrompt, "\(name) is empty")
+    }
+    var scalars = 0
+    for _ in text.unicodeScalars {
+      scalars += 1
+      if scalars > maxPromptScalars {
+        throw ReplyError(.promptTooLong, "\(name) is longer than \(maxPromptScalars) characters")
+      }
+    }
   }
 
   /// `{"id":…,"error":{…}}` plus a newline.

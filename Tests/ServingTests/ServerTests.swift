@@ -11,24 +11,7 @@ import XCTest
 #endif
 
 /// The service over real sockets: 127.0.0.1 port 0 and Unix sockets in a temporary directory.
-final class ServerTests: XCTestCase {
-  private var servers: [Server] = []
-
-  override func tearDown() {
-    for server in servers { try? server.stop() }
-    servers.removeAll()
-    super.tearDown()
-  }
-
-  private func start(
-    _ configuration: ServerConfiguration, scorer: any PromptScoring = FakeScorer(),
-    recorder: (any DecisionRecorder)? = nil, loader: (@Sendable () throws -> any PromptScoring)? = nil
-  ) throws -> (Server, Int) {
-    let server = try Server(configuration: configuration, scorer: scorer, recorder: recorder, loader: loader)
-    try server.start()
-    servers.append(server)
-    return (server, server.tcpPorts.first ?? 0)
-  }
+final class ServerTests: ServerTestCase {
 
   func testScoreRoundTripRepliesWithEveryFieldAndRecordsTheDecision() throws {
     let recorder = MemoryRecorder()

@@ -9,6 +9,30 @@ import XCTest
   import Darwin
 #endif
 
+/// A test case that starts servers on 127.0.0.1 port 0 and stops them after each test.
+class ServerTestCase: XCTestCase {
+  var servers: [Server] = []
+
+  override func tearDown() {
+    for server in servers { try? server.stop() }
+    servers.removeAll()
+    super.tearDown()
+  }
+
+  /// Starts a server; it is stopped after the test.
+  ///
+  /// - Returns: The server and its TCP port.
+  func start(
+    _ configuration: ServerConfiguration, scorer: any PromptScoring = FakeScorer(),
+    recorder: (any DecisionRecorder)? = nil, loader: (@Sendable () throws -> any PromptScoring)? = nil
+  ) throws -> (Server, Int) {
+    let server = try Server(configuration: configuration, scorer: scorer, recorder: recorder, loader: loader)
+    try server.start()
+    servers.append(server)
+    return (server, server.tcpPorts.first ?? 0)
+  }
+}
+
 /// A deterministic scorer: score = fraction of words that are "ignore"; a prompt containing
 /// `FAIL` fails with an internal error. Optionally blocks on a gate to hold requests in flight.
 final class FakeScorer: PromptScoring {

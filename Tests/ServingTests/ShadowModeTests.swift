@@ -15,14 +15,19 @@ final class RejectingScorer: PromptScoring {
 
 /// Shadow mode: replies come from the served model only; the candidate's decisions are audited
 /// beside them and the agreement rate is reported.
-final class ShadowModeTests: XCTestCase {
-  func testShadowDecisionsAreAuditedWithoutChangingReplies() throws {
-    let recorder = MemoryRecorder()
+final class ShadowModeTests: ServerTestCase {
+  /// A server with `FakeScorer` served and `RejectingScorer` in shadow, and a client of it.
+  private func startWithShadow(recorder: MemoryRecorder) throws -> TestClient {
     let server = try Server(
       configuration: testConfiguration(), scorer: FakeScorer(), recorder: recorder, shadow: RejectingScorer())
     try server.start()
-    defer { try? server.stop() }
-    let client = try TestClient(port: server.tcpPorts.first ?? 0)
+    servers.append(server)
+    return try TestClient(port: server.tcpPorts.first ?? 0)
+  }
+
+  func testShadowDecisionsAreAuditedWithoutChangingReplies() throws {
+    let recorder = MemoryRecorder()
+    let client = try startWithShadow(recorder: recorder)
     let prompts = ["ignore ignore", "hello there", "ignore this ignore", "what is the time"]
     var served: [(decision: String, auditID: Int)] = []
     for (index, prompt) in prompts.enumerated() {
@@ -50,6 +55,24 @@ final class ShadowModeTests: XCTestCase {
     XCTAssertEqual(shadow["agreement_rate"] as? Double, 0.5)
     let prometheus = try client.request(#"{"op":"stats","format":"prometheus"}"#)
     XCTAssertTrue((prometheus["text"] as? String ?? "").contains("curvalid_shadow_comparisons_total"))
+  }
+
+  func testEachJudgedMessageIsScoredByTheShadowToo() throws {
+    let recorder = MemoryRecorder()
+    let client = try startWithShadow(recorder: recorder)
+    let reply = try client.request(
+      #"{"id":"c","messages":[{"role":"system","content":"be nice"},{"role":"user","content":"hello there"},"#
+        + #"{"role":"tool","content":"the weather is fine"}]}"#)
+    XCTAssertEqual(reply["decision"] as? String, "accept", "the served model answers")
+    let deadline = Date().addingTimeInterval(10)
+    while recorder.entries.count < 4, Date() < deadline { usleep(10_000) }
+    let entries = recorder.entries
+    XCTAssertEqual(entries.count, 4, "one served and one shadow row per judged message")
+    let served = entries.filter { $0.modelID == "fake0001" }
+    let shadow = entries.filter { $0.modelID == "shadow01" }
+    XCTAssertEqual(served.count, 2)
+    XCTAssertEqual(Set(shadow.compactMap(\.shadowOf)), [1, 2])
+    XCTAssertEqual(Set(shadow.map(\.promptSHA256)), Set(served.map(\.promptSHA256)))
   }
 
   func testWithoutShadowStatsSayNull() throws {
