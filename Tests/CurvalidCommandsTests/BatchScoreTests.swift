@@ -11,9 +11,7 @@ final class BatchScoreTests: XCTestCase {
 
   override class func setUp() {
     super.setUp()
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-      "curvalid-batch-\(UUID().uuidString)")
-    try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    guard let directory = try? makeTemporaryDirectory(prefix: "curvalid-batch") else { return }
     self.directory = directory
     bundle = directory.appendingPathComponent("model.safetensors").path
     let tiny = [

@@ -12,9 +12,7 @@ final class BenchDetectorCommandTests: XCTestCase {
 
   override class func setUp() {
     super.setUp()
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-      "curvalid-bench-detector-\(UUID().uuidString)")
-    try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    guard let directory = try? makeTemporaryDirectory(prefix: "curvalid-bench-detector") else { return }
     self.directory = directory
     let settings = [
       "featureNetwork.length=16", "featureNetwork.epochs=5", "featureNetwork.filters1=8",

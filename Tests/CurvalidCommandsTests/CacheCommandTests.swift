@@ -8,9 +8,7 @@ final class CacheCommandTests: XCTestCase {
   private var root = URL(fileURLWithPath: "/nonexistent")
 
   override func setUpWithError() throws {
-    root = FileManager.default.temporaryDirectory.appendingPathComponent(
-      "curvalid-cache-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+    root = try makeTemporaryDirectory(prefix: "curvalid-cache")
   }
 
   override func tearDownWithError() throws {

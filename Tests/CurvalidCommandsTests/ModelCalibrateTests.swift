@@ -10,9 +10,7 @@ final class ModelCalibrateTests: XCTestCase {
 
   override class func setUp() {
     super.setUp()
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-      "curvalid-calibrate-\(UUID().uuidString)")
-    try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    guard let directory = try? makeTemporaryDirectory(prefix: "curvalid-calibrate") else { return }
     self.directory = directory
     // A chunked bundle with segments: its part thresholds must move with the new threshold.
     let tiny = [

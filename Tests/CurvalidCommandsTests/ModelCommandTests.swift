@@ -10,9 +10,7 @@ final class ModelCommandTests: XCTestCase {
 
   override class func setUp() {
     super.setUp()
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-      "curvalid-model-\(UUID().uuidString)")
-    try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    guard let directory = try? makeTemporaryDirectory(prefix: "curvalid-model") else { return }
     self.directory = directory
     let tiny = [
       "featureNetwork.length=16", "featureNetwork.epochs=40", "featureNetwork.batchSize=16",

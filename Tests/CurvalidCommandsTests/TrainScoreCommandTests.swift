@@ -45,9 +45,7 @@ final class TrainScoreCommandTests: XCTestCase {
   }
 
   func testTrainThenScore() throws {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-      "curvalid-train-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    let directory = try makeTemporaryDirectory(prefix: "curvalid-train")
     defer { try? FileManager.default.removeItem(at: directory) }
     let bundle = directory.appendingPathComponent("model.safetensors").path
     let trained = try BinaryRunner.run(
@@ -95,9 +93,7 @@ final class TrainScoreCommandTests: XCTestCase {
   /// The `encoder-tuned` preset from the command line: `--embed-only` fills the frozen states the
   /// tuning reads, training stores the tuned layer, `model inspect` names it and `score` uses it.
   func testEncoderTunedPresetTrainsInspectsAndScores() throws {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-      "curvalid-tuned-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    let directory = try makeTemporaryDirectory(prefix: "curvalid-tuned")
     defer { try? FileManager.default.removeItem(at: directory) }
     let bundle = directory.appendingPathComponent("tuned.safetensors").path
     let common =
@@ -132,9 +128,7 @@ final class TrainScoreCommandTests: XCTestCase {
   /// Chunk scoring from the command line: `--set chunking.…` trains it, `model inspect` names it,
   /// and `score` reports a long prompt's largest chunk score, which its score is at least.
   func testChunkScoringTrainsInspectsAndScores() throws {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-      "curvalid-chunks-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    let directory = try makeTemporaryDirectory(prefix: "curvalid-chunks")
     defer { try? FileManager.default.removeItem(at: directory) }
     let bundle = directory.appendingPathComponent("chunked.safetensors").path
     let trained = try BinaryRunner.run(

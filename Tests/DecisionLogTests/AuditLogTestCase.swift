@@ -1,6 +1,7 @@
 import DecisionLog
 import Foundation
 import Hashing
+import TestSupport
 import XCTest
 
 /// A temporary directory per test and a record factory.
@@ -8,9 +9,7 @@ class AuditLogTestCase: XCTestCase {
   var directory = URL(fileURLWithPath: "/nonexistent")
 
   override func setUpWithError() throws {
-    directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-      "curvalid-audit-\(UUID().uuidString)", isDirectory: true)
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    directory = try makeTemporaryDirectory(prefix: "curvalid-audit")
   }
 
   override func tearDownWithError() throws {

@@ -33,10 +33,7 @@ enum DetectionFixture {
   }
 
   static func temporaryDirectory() throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent(
-      "curvalid-detection-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
+    try makeTemporaryDirectory(prefix: "curvalid-detection")
   }
 
   static func train(

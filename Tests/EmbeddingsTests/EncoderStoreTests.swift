@@ -1,5 +1,6 @@
 import Embeddings
 import Foundation
+import TestSupport
 import XCTest
 
 /// Locating the encoder's weights and refusing missing or altered files with a repair hint.
@@ -21,8 +22,7 @@ final class EncoderStoreTests: XCTestCase {
   }
 
   func testMissingAndCorruptedFilesNameTheRepairCommand() throws {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("enc-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    let directory = try makeTemporaryDirectory(prefix: "enc")
     defer { try? FileManager.default.removeItem(at: directory) }
     let store = EncoderStore(directory: directory)
     XCTAssertThrowsError(try store.verify()) { error in

@@ -44,6 +44,15 @@ where A.Element == Float, B.Element == Float {
   return zip(a, b).reduce(0) { Swift.max($0, abs($1.0 - $1.1)) }
 }
 
+/// Creates a new, empty directory `<prefix>-<UUID>` under the system's temporary directory; the
+/// caller removes it.
+public func makeTemporaryDirectory(prefix: String) throws -> URL {
+  let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+    "\(prefix)-\(UUID().uuidString)", isDirectory: true)
+  try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+  return url
+}
+
 /// Locations of committed fixtures and of the downloaded encoder weights.
 public enum Fixtures {
   /// The repository's `Fixtures/` directory, found from this source file's path.
