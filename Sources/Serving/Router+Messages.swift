@@ -32,22 +32,6 @@ final class MessageJoin: Sendable {
 }
 
 extension Router {
-  /// The overload policy's immediate answer to a `messages` request; one audit row per judged
-  /// message is written in the background.
-  func overloadedMessages(_ contexts: [ScoreContext]) -> [UInt8] {
-    let (verdict, modelID) = recordOverloaded(contexts)
-    let idJSON = contexts.first?.idJSON
-    let receivedAt = contexts.first?.receivedAt ?? monotonicSeconds()
-    return members(
-      id: idJSON,
-      [
-        ("decision", JSONWriter.string(verdict.rawValue)), ("overloaded", "true"),
-        ("model", JSONWriter.string(modelID)),
-        ("latency_ms", JSONWriter.milliseconds((monotonicSeconds() - receivedAt) * 1_000)),
-        ("audit_id", "null"),
-      ])
-  }
-
   /// Records each judged message's decision (one audit row each, in message order) and posts the
   /// request's reply: `reject` when any message is rejected. A message the scorer failed on
   /// answers the whole request with its error, and nothing is recorded.

@@ -121,7 +121,7 @@ final class Router: RequestRouting {
         self.finish(context, result: result, modelID: modelID)
       }
       if scheduler.submit(job) { return nil }
-      return overloaded(context)
+      return overloaded([context])
     case .scoreMessages(let messages, let client, let explain):
       let receivedAtEpoch = epochMilliseconds()
       let contexts = messages.map { message in
@@ -138,7 +138,7 @@ final class Router: RequestRouting {
         }
       }
       if scheduler.submit(jobs) { return nil }
-      return overloadedMessages(contexts)
+      return overloaded(contexts)
     }
   }
 
@@ -163,15 +163,17 @@ final class Router: RequestRouting {
       promptText: configuration.storePromptText ? context.prompt : nil)
   }
 
-  /// The overload policy's immediate answer; the audit row is written in the background.
-  private func overloaded(_ context: ScoreContext) -> [UInt8] {
-    let (verdict, modelID) = recordOverloaded([context])
+  /// The overload policy's immediate answer to a request (the contexts of its prompt, or of each of
+  /// its judged messages); the audit rows are written in the background.
+  private func overloaded(_ contexts: [ScoreContext]) -> [UInt8] {
+    let (verdict, modelID) = recordOverloaded(contexts)
+    let receivedAt = contexts.first?.receivedAt ?? monotonicSeconds()
     return members(
-      id: context.idJSON,
+      id: contexts.first?.idJSON,
       [
         ("decision", JSONWriter.string(verdict.rawValue)), ("overloaded", "true"),
         ("model", JSONWriter.string(modelID)),
-        ("latency_ms", JSONWriter.milliseconds((monotonicSeconds() - context.receivedAt) * 1_000)),
+        ("latency_ms", JSONWriter.milliseconds((monotonicSeconds() - receivedAt) * 1_000)),
         ("audit_id", "null"),
       ])
   }
@@ -180,7 +182,7 @@ final class Router: RequestRouting {
   /// writes their audit rows in the background.
   ///
   /// - Returns: The policy's verdict and the served model's id.
-  func recordOverloaded(_ contexts: [ScoreContext]) -> (Decision.Verdict, String) {
+  private func recordOverloaded(_ contexts: [ScoreContext]) -> (Decision.Verdict, String) {
     let reject = configuration.overloadPolicy == .failClosed
     let verdict = reject ? Decision.Verdict.reject : .accept
     let modelID = models.current.modelID
