@@ -44,6 +44,10 @@ enum ServeCommand {
     limits:
       --max-line-bytes N       longest request line (default 1048576)
       --max-prompt-chars N     longest prompt in Unicode scalars (default 32768)
+    messages requests:
+      --trusted-roles LIST     roles whose messages are not judged (default
+                               system,developer,assistant; none: judge every message, for
+                               clients that write the whole conversation themselves)
       --max-connections N      open connections (default 1024)
       --max-pipelined N        unanswered requests per connection (default 128)
       --idle-timeout S         close idle connections after S seconds (default 300)

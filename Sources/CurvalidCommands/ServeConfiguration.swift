@@ -60,6 +60,7 @@ struct ServeConfiguration: Equatable {
     var batchWaitMs: Double?
     var maxLineBytes: Int?
     var maxPromptChars: Int?
+    var trustedRoles: ListenSetting?
     var maxConnections: Int?
     var maxPipelined: Int?
     var idleTimeoutS: Double?
@@ -81,6 +82,7 @@ struct ServeConfiguration: Equatable {
       case batchWaitMs = "batch_wait_ms"
       case maxLineBytes = "max_line_bytes"
       case maxPromptChars = "max_prompt_chars"
+      case trustedRoles = "trusted_roles"
       case maxConnections = "max_connections"
       case maxPipelined = "max_pipelined"
       case idleTimeoutS = "idle_timeout_s"
@@ -89,7 +91,8 @@ struct ServeConfiguration: Equatable {
     }
   }
 
-  /// `"listen"`: one `HOST:PORT`, a list of them, or `""`/`[]` for no TCP listener.
+  /// `"listen"`: one `HOST:PORT`, a list of them, or `""`/`[]` for no TCP listener; also
+  /// `"trusted_roles"`: one role, a list of them, or `""`/`[]` for none.
   enum ListenSetting: Decodable {
     case addresses([String])
 
@@ -114,7 +117,7 @@ struct ServeConfiguration: Equatable {
     "listen", "unix", "model", "threshold", "audit", "config", "admin-token-file", "encoder", "threads",
     "workers",
     "audit-mode", "audit-failure", "audit-key-file", "overload", "max-connections", "max-line-bytes",
-    "max-prompt-chars",
+    "max-prompt-chars", "trusted-roles",
     "max-pipelined", "queue-capacity", "max-batch", "batch-wait-ms", "idle-timeout", "slow-sender-timeout",
     "drain-timeout", "shadow",
   ]
@@ -217,6 +220,7 @@ struct ServeConfiguration: Equatable {
       "queue-capacity": file.queueCapacity.map(String.init), "max-batch": file.maxBatch.map(String.init),
       "batch-wait-ms": file.batchWaitMs.map { "\($0)" }, "max-line-bytes": file.maxLineBytes.map(String.init),
       "max-prompt-chars": file.maxPromptChars.map(String.init),
+      "trusted-roles": file.trustedRoles.map { $0.list.isEmpty ? "none" : $0.list.joined(separator: ",") },
       "max-connections": file.maxConnections.map(String.init),
       "max-pipelined": file.maxPipelined.map(String.init), "idle-timeout": file.idleTimeoutS.map { "\($0)" },
       "slow-sender-timeout": file.slowSenderTimeoutS.map { "\($0)" },
@@ -284,6 +288,10 @@ struct ServeConfiguration: Equatable {
     if let value = try seconds("batch-wait-ms") { server.batchWaitMilliseconds = value }
     if let value = try integer("max-line-bytes", 1...(64 << 20)) { server.maxLineBytes = value }
     if let value = try integer("max-prompt-chars", 1...(64 << 20)) { server.maxPromptScalars = value }
+    if let text = lookup("trusted-roles") {
+      let roles = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+      server.trustedRoles = Set(roles.filter { !$0.isEmpty && $0 != "none" })
+    }
     if let value = try integer("max-connections", 1...100_000) { server.maxConnections = value }
     if let value = try integer("max-pipelined", 1...100_000) { server.maxPipelinedRequests = value }
     if let value = try seconds("idle-timeout") { server.idleTimeout = value }
@@ -317,6 +325,7 @@ struct ServeConfiguration: Equatable {
       ("batch_wait_ms", JSONText.number(server.batchWaitMilliseconds)),
       ("max_line_bytes", "\(server.maxLineBytes)"),
       ("max_prompt_chars", "\(server.maxPromptScalars)"),
+      ("trusted_roles", "[" + server.trustedRoles.sorted().map(JSONText.string).joined(separator: ",") + "]"),
       ("max_connections", "\(server.maxConnections)"),
       ("max_pipelined", "\(server.maxPipelinedRequests)"),
       ("idle_timeout_s", JSONText.number(server.idleTimeout)),

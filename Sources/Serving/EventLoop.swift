@@ -356,7 +356,8 @@ final class EventLoop: @unchecked Sendable {
           connection.nextSequence -= 1  // blank lines are ignored
           continue
         }
-        let parsed = WireProtocol.parse(bytes, maxPromptScalars: configuration.maxPromptScalars)
+        let parsed = WireProtocol.parse(
+          bytes, maxPromptScalars: configuration.maxPromptScalars, trustedRoles: configuration.trustedRoles)
         if let reply = router.route(
           parsed, receivedAt: now, connection: connection.id, sequence: sequence, peer: connection.peer)
         {

@@ -84,6 +84,10 @@ public struct ServerConfiguration: Sendable, Equatable {
   public var maxLineBytes = 1 << 20
   /// The longest accepted prompt in Unicode scalars (default 32,768).
   public var maxPromptScalars = 32_768
+  /// Roles (lower case) whose messages a `messages` request does not judge: by default the
+  /// operator's (`system`, `developer`) and the model's own (`assistant`). A service whose clients
+  /// write the whole conversation themselves should judge every role (an empty set).
+  public var trustedRoles: Set<String> = ["system", "developer", "assistant"]
   /// Open connections at most; further connections get one `overloaded` error line and are closed.
   public var maxConnections = 1_024
   /// A connection with nothing pending and nothing received for this long is closed (seconds).

@@ -80,8 +80,9 @@ enum WireProtocol {
   /// - Parameters:
   ///   - line: The raw bytes.
   ///   - maxPromptScalars: The longest prompt accepted, in Unicode scalars.
+  ///   - trustedRoles: Roles (lower case) whose messages are not judged.
   /// - Returns: The id and request, or the id (when it can be read) and the error.
-  static func parse(_ line: [UInt8], maxPromptScalars: Int) -> ParsedLine {
+  static func parse(_ line: [UInt8], maxPromptScalars: Int, trustedRoles: Set<String>) -> ParsedLine {
     guard isValidUTF8(line) else {
       // Recover the id from a repaired copy so that even this error carries it.
       let repaired = Array(String(decoding: line, as: UTF8.self).utf8)
@@ -111,7 +112,7 @@ enum WireProtocol {
       return ParsedLine(idJSON: nil, idText: nil, request: .failure(error))
     }
     let request = Result { () throws(ReplyError) -> Request in
-      try readRequest(members, maxPromptScalars: maxPromptScalars)
+      try readRequest(members, maxPromptScalars: maxPromptScalars, trustedRoles: trustedRoles)
     }
     return ParsedLine(idJSON: id?.json, idText: id?.text, request: request)
   }
@@ -143,7 +144,9 @@ enum WireProtocol {
     }
   }
 
-  private static func readRequest(_ members: [String: JSONValue], maxPromptScalars: Int) throws(ReplyError)
+  private static func readRequest(
+    _ members: [String: JSONValue], maxPromptScalars: Int, trustedRoles: Set<String>
+  ) throws(ReplyError)
     -> Request
   {
     let op: String
@@ -153,7 +156,8 @@ enum WireProtocol {
     default: throw ReplyError(.wrongType, "\"op\" must be a string")
     }
     switch op {
-    case "score": return try readScore(members, maxPromptScalars: maxPromptScalars)
+    case "score":
+      return try readScore(members, maxPromptScalars: maxPromptScalars, trustedRoles: trustedRoles)
     case "health": return .health
     case "version": return .version
     case "stats":
@@ -174,12 +178,12 @@ enum WireProtocol {
     }
   }
 
-  /// Roles whose messages are the operator's or the model's own text, not judged.
-  static let trustedRoles: Set<String> = ["system", "developer", "assistant"]
   /// Judged messages one request may carry at most.
   static let maxJudgedMessages = 64
 
-  private static func readScore(_ members: [String: JSONValue], maxPromptScalars: Int) throws(ReplyError)
+  private static func readScore(
+    _ members: [String: JSONValue], maxPromptScalars: Int, trustedRoles: Set<String>
+  ) throws(ReplyError)
     -> Request
   {
     var messages: [JudgedMessage]?
@@ -187,7 +191,9 @@ enum WireProtocol {
     case nil, .null?: break
     default:
       switch members["prompt"] {
-      case nil, .null?: messages = try readMessages(members["messages"], maxPromptScalars: maxPromptScalars)
+      case nil, .null?:
+        messages = try readMessages(
+          members["messages"], maxPromptScalars: maxPromptScalars, trustedRoles: trustedRoles)
       default: throw ReplyError(.wrongType, "give either \"prompt\" or \"messages\", not both")
       }
     }
@@ -217,13 +223,14 @@ enum WireProtocol {
   }
 
   /// `"messages"`: an array of `{"role", "content"}` objects. A message is judged unless its role
-  /// is trusted (`trustedRoles`, compared without case) or it has no text; `content` is a string,
+  /// is one of `trustedRoles` (compared in lower case) or it has no text; `content` is a string,
   /// `null`, or an array of parts whose `{"type":"text","text":…}` parts are joined by line breaks
   /// (other parts, such as images, are not read).
   ///
   /// - Throws: `.wrongType` for a malformed message, `.promptTooLong` for a judged message over
   ///   the limit, `.tooManyMessages` beyond `maxJudgedMessages`, `.missingPrompt` when none is judged.
-  private static func readMessages(_ value: JSONValue?, maxPromptScalars: Int) throws(ReplyError)
+  private static func readMessages(_ value: JSONValue?, maxPromptScalars: Int, trustedRoles: Set<String>)
+    throws(ReplyError)
     -> [JudgedMessage]
   {
     guard case .array(let items)? = value else {
@@ -273,7 +280,8 @@ enum WireProtocol {
     guard !judged.isEmpty else {
       throw ReplyError(
         .missingPrompt,
-        "no message to judge: every message is the operator's or the model's (system, developer, assistant) or empty"
+        "no message to judge: every message has a trusted role (\(trustedRoles.sorted().joined(separator: ", "))) "
+          + "or no text"
       )
     }
     return judged

@@ -36,7 +36,7 @@ final class ServeCommandTests: XCTestCase {
       "--listen HOST:PORT", "--unix PATH", "--model BUNDLE", "--audit DB", "--config FILE",
       "--admin-token-file FILE",
       "--check-config", "--overload POLICY", "--workers N", "--threads N", "--store-prompts",
-      "--audit-mode MODE", "--threshold T",
+      "--audit-mode MODE", "--threshold T", "--trusted-roles LIST",
     ] {
       XCTAssertTrue(result.output.contains(option), option)
     }
@@ -51,6 +51,19 @@ final class ServeCommandTests: XCTestCase {
     XCTAssertEqual(config["store_prompts"] as? Bool, false)
     XCTAssertEqual(config["workers"] as? Int, 1)
     XCTAssertEqual(config["admin_token_configured"] as? Bool, false)
+    XCTAssertEqual(config["trusted_roles"] as? [String], ["assistant", "developer", "system"])
+  }
+
+  func testTrustedRolesFromFileEnvironmentAndFlag() throws {
+    let none = try write("none.json", #"{"trusted_roles": []}"#)
+    XCTAssertEqual(try effective(["--config", none])["trusted_roles"] as? [String], [])
+    let one = try write("one.json", #"{"trusted_roles": "System"}"#)
+    XCTAssertEqual(try effective(["--config", one])["trusted_roles"] as? [String], ["system"])
+    XCTAssertEqual(
+      try effective(["--config", one], environment: ["CURVALID_TRUSTED_ROLES": "system, developer"])[
+        "trusted_roles"] as? [String], ["developer", "system"])
+    XCTAssertEqual(try effective(["--trusted-roles", "none"])["trusted_roles"] as? [String], [])
+    XCTAssertEqual(try effective(["--trusted-roles", ""])["trusted_roles"] as? [String], [])
   }
 
   func testConfigFileThenEnvironmentThenFlags() throws {

@@ -64,6 +64,17 @@ final class MessagesTests: ServerTestCase {
     XCTAssertEqual(decisions["reject"], 1)
   }
 
+  func testWithoutTrustedRolesEveryMessageIsJudged() throws {
+    let client = try client(testConfiguration { $0.trustedRoles = [] })
+    let reply = try client.request(
+      #"{"id":"t","messages":[{"role":"system","content":"ignore ignore"},{"role":"user","content":"hello there"},"#
+        + #"{"role":"assistant","content":"fine thanks"}]}"#)
+    XCTAssertEqual(reply["decision"] as? String, "reject", "the system message is judged too")
+    let messages = try XCTUnwrap(reply["messages"] as? [[String: Any]])
+    XCTAssertEqual(messages.compactMap { $0["index"] as? Int }, [0, 1, 2])
+    XCTAssertEqual(messages.compactMap { $0["decision"] as? String }, ["reject", "accept", "accept"])
+  }
+
   func testMalformedMessagesGetTheirCodeAndNameTheMessage() throws {
     let client = try client(testConfiguration { $0.maxPromptScalars = 20 })
     let many = (0...64).map { _ in #"{"role":"user","content":"hi there"}"# }.joined(separator: ",")
