@@ -54,6 +54,21 @@ final class ServeCommandTests: XCTestCase {
     XCTAssertEqual(config["trusted_roles"] as? [String], ["assistant", "developer", "system"])
   }
 
+  /// The shipped example config holds only known keys with valid values (its admin token file is a
+  /// path on the production host, left out here).
+  func testExampleConfigIsValid() throws {
+    let example = Fixtures.directory.deletingLastPathComponent().appendingPathComponent(
+      "server/curvalid.conf.example")
+    var settings = try XCTUnwrap(
+      JSONSerialization.jsonObject(with: Data(contentsOf: example)) as? [String: Any])
+    settings["admin_token_file"] = nil
+    let copy = try write(
+      "example.json", String(decoding: JSONSerialization.data(withJSONObject: settings), as: UTF8.self))
+    let config = try effective(["--config", copy])
+    XCTAssertEqual(config["trusted_roles"] as? [String], ["assistant", "developer", "system"])
+    XCTAssertEqual(config["max_prompt_chars"] as? Int, 32_768)
+  }
+
   func testTrustedRolesFromFileEnvironmentAndFlag() throws {
     let none = try write("none.json", #"{"trusted_roles": []}"#)
     XCTAssertEqual(try effective(["--config", none])["trusted_roles"] as? [String], [])
