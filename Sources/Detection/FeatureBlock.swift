@@ -76,7 +76,7 @@ public enum FeatureBlockRegistry {
   /// Every block type, by name.
   public static let types: [any FeatureBlock.Type] = [
     PromptLIDBlock.self, CurvatureBlock.Conv1.self, CurvatureBlock.Conv2.self, MeanEmbeddingBlock.self,
-    LogTokenCountBlock.self, SupervisedTokenCNNBlock.self, TailEmbeddingBlock.self,
+    LogTokenCountBlock.self, SupervisedTokenCNNBlock.self, TailEmbeddingBlock.self, AttackLIDBlock.self,
   ]
 
   /// The block names.
@@ -98,12 +98,42 @@ public enum FeatureBlockRegistry {
   }
 }
 
-/// PromptLID (DESIGN §1): the LID of a prompt's dense activation against the dense activations
-/// of the benign training prompts, with `k` neighbours; a reference point never counts as its
+/// The training prompts a LID block's reference set holds.
+public protocol LIDPopulation: Sendable {
+  /// The block's registry and wire name.
+  static var blockName: String { get }
+  /// The population in messages (`benign`, `attack`).
+  static var label: String { get }
+  /// Whether a training prompt belongs to the population.
+  static func includes(isBenign: Bool) -> Bool
+}
+
+/// The benign training prompts: PromptLID.
+public enum BenignLIDPopulation: LIDPopulation {
+  public static let blockName = "prompt_lid"
+  public static let label = "benign"
+  public static func includes(isBenign: Bool) -> Bool { isBenign }
+}
+
+/// The attack training prompts: the LID of a prompt among known attacks (issue 6, "LID relative
+/// to both benign and attack reference sets").
+public enum AttackLIDPopulation: LIDPopulation {
+  public static let blockName = "attack_lid"
+  public static let label = "attack"
+  public static func includes(isBenign: Bool) -> Bool { !isBenign }
+}
+
+/// PromptLID (DESIGN §1).
+public typealias PromptLIDBlock = LIDBlock<BenignLIDPopulation>
+/// The same estimator against the attack training prompts (`attack_lid`).
+public typealias AttackLIDBlock = LIDBlock<AttackLIDPopulation>
+
+/// The LID of a prompt's dense activation against the dense activations of one population of
+/// training prompts (`Population`), with `k` neighbours; a reference point never counts as its
 /// own neighbour, outside prompts keep their nearest neighbour.
-public struct PromptLIDBlock: FeatureBlock {
-  public static let name = "prompt_lid"
-  public static let needsFeatureNetwork = true
+public struct LIDBlock<Population: LIDPopulation>: FeatureBlock {
+  public static var name: String { Population.blockName }
+  public static var needsFeatureNetwork: Bool { true }
   /// Neighbours.
   public let k: Int
   /// The estimator.
@@ -111,7 +141,7 @@ public struct PromptLIDBlock: FeatureBlock {
   /// Dense width.
   public let rawWidth: Int
   public let width = 1
-  public let wireNames = ["prompt_lid"]
+  public var wireNames: [String] { [Self.name] }
   /// The reference set, `[references, rawWidth]`, once fitted.
   public private(set) var reference: LIDReference?
   /// For each training row, its index in the reference set (filled by `fit`, not saved).
@@ -132,7 +162,7 @@ public struct PromptLIDBlock: FeatureBlock {
     var map: [Int?] = []
     var count = 0
     for row in 0..<raw.rows {
-      if isBenign[row] {
+      if Population.includes(isBenign: isBenign[row]) {
         storage += raw.row(row)
         map.append(count)
         count += 1
@@ -142,7 +172,8 @@ public struct PromptLIDBlock: FeatureBlock {
     }
     guard count > k else {
       throw DetectionError(
-        .invalidInput, "PromptLID needs more than k = \(k) benign training prompts, got \(count)")
+        .invalidInput,
+        "\(Self.name) needs more than k = \(k) \(Population.label) training prompts, got \(count)")
     }
     try setReference(Matrix(rows: count, columns: raw.columns, storage: storage))
     referenceIndexOfTrainingRow = map
@@ -152,12 +183,12 @@ public struct PromptLIDBlock: FeatureBlock {
     do {
       reference = try LIDReference(matrix)
     } catch {
-      throw DetectionError(.invalidInput, "PromptLID reference set: \(error.message)")
+      throw DetectionError(.invalidInput, "\(Self.name) reference set: \(error.message)")
     }
   }
 
   public func transform(_ raw: Matrix, trainingRows: [Int?]) throws(DetectionError) -> Matrix {
-    guard let reference else { throw DetectionError(.internalError, "PromptLID is not fitted") }
+    guard let reference else { throw DetectionError(.internalError, "\(Self.name) is not fitted") }
     let excluded: [Int?] =
       trainingRows.isEmpty
       ? []
@@ -170,7 +201,7 @@ public struct PromptLIDBlock: FeatureBlock {
       let values = try reference.lid(of: raw, k: k, estimator: estimator, excludingIndices: excluded)
       return Matrix(rows: raw.rows, columns: 1, storage: values)
     } catch {
-      throw DetectionError(.internalError, "PromptLID: \(error.message)")
+      throw DetectionError(.internalError, "\(Self.name): \(error.message)")
     }
   }
 
@@ -187,15 +218,15 @@ public struct PromptLIDBlock: FeatureBlock {
     let matrix = reference.reference
     return [
       NamedTensor(
-        name: "block.prompt_lid.reference", shape: [matrix.rows, matrix.columns], values: matrix.storage)
+        name: "block.\(Self.name).reference", shape: [matrix.rows, matrix.columns], values: matrix.storage)
     ]
   }
 
   public mutating func load(_ tensors: [String: NamedTensor]) throws(DetectionError) {
-    guard let stored = tensors["block.prompt_lid.reference"], stored.shape.count == 2,
+    guard let stored = tensors["block.\(Self.name).reference"], stored.shape.count == 2,
       stored.shape[1] == rawWidth, stored.shape[0] > k
     else {
-      throw DetectionError(.invalidBundle, "tensor 'block.prompt_lid.reference' is missing or malformed")
+      throw DetectionError(.invalidBundle, "tensor 'block.\(Self.name).reference' is missing or malformed")
     }
     try setReference(Matrix(rows: stored.shape[0], columns: stored.shape[1], storage: stored.values))
   }

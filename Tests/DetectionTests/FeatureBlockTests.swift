@@ -14,6 +14,44 @@ final class FeatureBlockTests: XCTestCase {
       totalTokens: rows)
   }
 
+  /// `prompt_lid` keeps the benign training rows as its reference set, `attack_lid` the others;
+  /// each saves and restores its set under its own name, and says which population is too small.
+  func testLIDBlocksKeepTheirOwnPopulation() throws {
+    var configuration = DetectorConfiguration(features: [])
+    configuration.lidK = 2
+    configuration.featureNetwork.dense = 2
+    let context = FeatureBlockContext(configuration: configuration, hiddenSize: 2)
+    // Six benign rows on a line, four attack rows far away.
+    let benignRows: [Float] = (0..<6).flatMap { [Float($0), 0] }
+    let attackRows: [Float] = (0..<4).flatMap { [100 + Float($0), 50] }
+    let raw = Matrix(rows: 10, columns: 2, storage: benignRows + attackRows)
+    let isBenign = Array(repeating: true, count: 6) + Array(repeating: false, count: 4)
+    var benign = PromptLIDBlock(context: context)
+    var attack = AttackLIDBlock(context: context)
+    try benign.fit(raw: raw, isBenign: isBenign)
+    try attack.fit(raw: raw, isBenign: isBenign)
+    XCTAssertEqual(benign.wireNames, ["prompt_lid"])
+    XCTAssertEqual(attack.wireNames, ["attack_lid"])
+    XCTAssertEqual(benign.exportTensors().map(\.name), ["block.prompt_lid.reference"])
+    XCTAssertEqual(benign.exportTensors().first?.shape, [6, 2])
+    XCTAssertEqual(attack.exportTensors().map(\.name), ["block.attack_lid.reference"])
+    XCTAssertEqual(attack.exportTensors().first?.values, attackRows)
+    // A restored block gives the same values for an outside prompt.
+    var restored = AttackLIDBlock(context: context)
+    try restored.load(Dictionary(uniqueKeysWithValues: attack.exportTensors().map { ($0.name, $0) }))
+    let outside = Matrix(rows: 1, columns: 2, storage: [101.5, 49])
+    XCTAssertEqual(
+      try restored.transform(outside, trainingRows: []).storage,
+      try attack.transform(outside, trainingRows: []).storage)
+    XCTAssertThrowsError(try restored.load(["block.prompt_lid.reference": benign.exportTensors()[0]]))
+    // Two attack rows are too few for k = 2.
+    var few = AttackLIDBlock(context: context)
+    XCTAssertThrowsError(try few.fit(raw: raw, isBenign: isBenign.indices.map { $0 < 8 })) { error in
+      XCTAssertTrue(
+        (error as? DetectionError)?.message.contains("attack training prompts") ?? false, "\(error)")
+    }
+  }
+
   func testTailEmbeddingAveragesTheLastRowsOrAllOfAShortPrompt() {
     let block = TailEmbeddingBlock(context: context)
     XCTAssertEqual(block.width, 2)
