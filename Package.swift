@@ -74,7 +74,8 @@ let package = Package(
     .testTarget(name: "GeometryTests", dependencies: ["Geometry", "TestSupport"]),
     .testTarget(name: "NeuralNetworkTests", dependencies: ["NeuralNetwork", "TestSupport"]),
     .testTarget(
-      name: "DetectionTests", dependencies: ["Detection", "Embeddings", "Tokenization", "TestSupport"]),
+      name: "DetectionTests",
+      dependencies: ["Detection", "Embeddings", "Geometry", "NeuralNetwork", "Tokenization", "TestSupport"]),
     .testTarget(
       name: "EncoderTuningTests",
       dependencies: ["EncoderTuning", "Embeddings", "NeuralNetwork", "TestSupport"]),

@@ -77,6 +77,7 @@ public enum FeatureBlockRegistry {
   public static let types: [any FeatureBlock.Type] = [
     PromptLIDBlock.self, CurvatureBlock.Conv1.self, CurvatureBlock.Conv2.self, MeanEmbeddingBlock.self,
     LogTokenCountBlock.self, SupervisedTokenCNNBlock.self, TailEmbeddingBlock.self, AttackLIDBlock.self,
+    CurvatureBlock.Profile.self,
   ]
 
   /// The block names.
@@ -249,6 +250,50 @@ public enum CurvatureBlock {
       }
     }
     return Matrix(rows: tensor.batch, columns: 1, storage: values)
+  }
+
+  /// The spread of a prompt's per-position curvature in a `[batch, length, channels]` tensor:
+  /// standard deviation, minimum, quartiles and maximum of its valid positions, `[batch, 6]`
+  /// (zeros for a prompt with none).
+  static func spreads(_ tensor: Tensor, lengths: [Int]) -> Matrix {
+    let length = tensor.shape[1]
+    let channels = tensor.shape[2]
+    var values = [Float](repeating: 0, count: tensor.batch * 6)
+    tensor.storage.withUnsafeBufferPointer { all in
+      for item in 0..<tensor.batch {
+        let rows = min(lengths[item], length)
+        let slice = UnsafeBufferPointer(
+          rebasing: all[(item * length * channels)..<((item * length + rows) * channels)])
+        let statistics = TextCurvature.profile(slice, rows: rows, columns: channels).statistics
+        let spread = [
+          statistics.standardDeviation, statistics.minimum, statistics.lowerQuartile, statistics.median,
+          statistics.upperQuartile, statistics.maximum,
+        ]
+        for (offset, value) in spread.enumerated() { values[item * 6 + offset] = value }
+      }
+    }
+    return Matrix(rows: tensor.batch, columns: 6, storage: values)
+  }
+
+  /// Per-position curvature profiles (issue 6, "per-position curvature profiles"): the spread of
+  /// both convolutions' curvature along the prompt, 12 values (`spreads` of conv1, then conv2).
+  public struct Profile: FeatureBlock {
+    public static let name = "curvature_profile"
+    public static let needsFeatureNetwork = true
+    public let rawWidth = 12
+    public let wireNames = ["conv1", "conv2"].flatMap { conv in
+      ["std", "min", "q1", "median", "q3", "max"].map { "curvature_\(conv)_\($0)" }
+    }
+    public init(context: FeatureBlockContext) {}
+    public func extract(_ batch: FeatureBatch) -> Matrix {
+      guard let network = batch.network else { return Matrix(rows: batch.count, columns: 12) }
+      let first = CurvatureBlock.spreads(network.conv1, lengths: network.conv1Lengths)
+      let second = CurvatureBlock.spreads(network.conv2, lengths: network.conv2Lengths)
+      var storage: [Float] = []
+      storage.reserveCapacity(batch.count * 12)
+      for item in 0..<batch.count { storage += first.row(item) + second.row(item) }
+      return Matrix(rows: batch.count, columns: 12, storage: storage)
+    }
   }
 
   /// TextCurv on the first convolution's output.

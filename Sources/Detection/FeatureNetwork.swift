@@ -143,6 +143,18 @@ public struct NetworkOutputs: Sendable {
   public let conv2Lengths: [Int]
   /// The kernel width (maps conv positions back to tokens).
   public let kernelSize: Int
+
+  /// Outputs as the feature network computes them (also for tests of the blocks that read them).
+  package init(
+    conv1: Tensor, conv2: Tensor, dense: Matrix, conv1Lengths: [Int], conv2Lengths: [Int], kernelSize: Int
+  ) {
+    self.conv1 = conv1
+    self.conv2 = conv2
+    self.dense = dense
+    self.conv1Lengths = conv1Lengths
+    self.conv2Lengths = conv2Lengths
+    self.kernelSize = kernelSize
+  }
 }
 
 /// What feature blocks read for a batch of prompts.

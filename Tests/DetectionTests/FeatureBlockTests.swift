@@ -1,5 +1,8 @@
 import Detection
+import Geometry
 import LinearAlgebra
+import NeuralNetwork
+import TestSupport
 import XCTest
 
 /// The embedding-pooling blocks on hand-made token rows.
@@ -50,6 +53,36 @@ final class FeatureBlockTests: XCTestCase {
       XCTAssertTrue(
         (error as? DetectionError)?.message.contains("attack training prompts") ?? false, "\(error)")
     }
+  }
+
+  /// `curvature_profile` is the spread of the same per-position curvature whose mean
+  /// `curvature_conv1`/`curvature_conv2` report; a prompt without valid positions gives zeros.
+  func testCurvatureProfileSummarizesThePerPositionCurvature() throws {
+    var generator = SeededGenerator(seed: 3)
+    let conv1 = generator.matrix(rows: 2 * 6, columns: 3)
+    let conv2 = generator.matrix(rows: 2 * 5, columns: 3)
+    let network = NetworkOutputs(
+      conv1: Tensor(shape: [2, 6, 3], storage: conv1.storage),
+      conv2: Tensor(shape: [2, 5, 3], storage: conv2.storage),
+      dense: Matrix(rows: 2, columns: 1), conv1Lengths: [6, 0], conv2Lengths: [4, 0], kernelSize: 2)
+    let batch = FeatureBatch(embeddings: [prompt(rows: 3), prompt(rows: 3)], network: network)
+    let profile = CurvatureBlock.Profile(context: context)
+    XCTAssertEqual(profile.wireNames.count, 12)
+    XCTAssertEqual(profile.wireNames.first, "curvature_conv1_std")
+    let rows = profile.extract(batch)
+    XCTAssertEqual([rows.rows, rows.columns], [2, 12])
+    let first = TextCurvature.profile(Matrix(rows: 6, columns: 3, storage: Array(conv1.storage[0..<18])))
+      .statistics
+    let second = TextCurvature.profile(Matrix(rows: 4, columns: 3, storage: Array(conv2.storage[0..<12])))
+      .statistics
+    let expected = [first, second].flatMap {
+      [$0.standardDeviation, $0.minimum, $0.lowerQuartile, $0.median, $0.upperQuartile, $0.maximum]
+    }
+    XCTAssertTrue(allClose(rows.row(0), expected, absolute: 1e-5), "\(rows.row(0)) vs \(expected)")
+    XCTAssertGreaterThan(first.standardDeviation, 0)
+    XCTAssertEqual(
+      CurvatureBlock.Conv1(context: context).extract(batch).storage[0], first.mean, accuracy: 1e-5)
+    XCTAssertEqual(Array(rows.row(1)), Array(repeating: 0, count: 12))
   }
 
   func testTailEmbeddingAveragesTheLastRowsOrAllOfAShortPrompt() {
