@@ -41,7 +41,7 @@ struct ServeConfiguration: Equatable {
 
   /// The JSON config file's keys.
   struct FileSettings: Decodable {
-    var listen: ListenSetting?
+    var listen: StringListSetting?
     var unixSocket: String?
     var model: String?
     var threshold: Double?
@@ -60,7 +60,7 @@ struct ServeConfiguration: Equatable {
     var batchWaitMs: Double?
     var maxLineBytes: Int?
     var maxPromptChars: Int?
-    var trustedRoles: ListenSetting?
+    var trustedRoles: StringListSetting?
     var maxConnections: Int?
     var maxPipelined: Int?
     var idleTimeoutS: Double?
@@ -93,21 +93,16 @@ struct ServeConfiguration: Equatable {
 
   /// `"listen"`: one `HOST:PORT`, a list of them, or `""`/`[]` for no TCP listener; also
   /// `"trusted_roles"`: one role, a list of them, or `""`/`[]` for none.
-  enum ListenSetting: Decodable {
-    case addresses([String])
+  struct StringListSetting: Decodable {
+    /// The values, in order (empty for `""` or `[]`).
+    let list: [String]
 
     init(from decoder: any Decoder) throws {
       let container = try decoder.singleValueContainer()
       if let one = try? container.decode(String.self) {
-        self = .addresses(one.isEmpty ? [] : [one])
+        list = one.isEmpty ? [] : [one]
       } else {
-        self = .addresses(try container.decode([String].self))
-      }
-    }
-
-    var list: [String] {
-      switch self {
-      case .addresses(let list): list
+        list = try container.decode([String].self)
       }
     }
   }

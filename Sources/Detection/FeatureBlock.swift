@@ -238,41 +238,40 @@ public struct LIDBlock<Population: LIDPopulation>: FeatureBlock {
 public enum CurvatureBlock {
   /// Mean curvature of a prompt's positions in a `[batch, length, channels]` tensor.
   static func means(_ tensor: Tensor, lengths: [Int]) -> Matrix {
-    let length = tensor.shape[1]
-    let channels = tensor.shape[2]
-    var values = [Float](repeating: 0, count: tensor.batch)
-    tensor.storage.withUnsafeBufferPointer { all in
-      for item in 0..<tensor.batch {
-        let rows = min(lengths[item], length)
-        let slice = UnsafeBufferPointer(
-          rebasing: all[(item * length * channels)..<((item * length + rows) * channels)])
-        values[item] = TextCurvature.profile(slice, rows: rows, columns: channels).mean
-      }
-    }
-    return Matrix(rows: tensor.batch, columns: 1, storage: values)
+    summaries(tensor, lengths: lengths, width: 1) { [$0.mean] }
   }
 
   /// The spread of a prompt's per-position curvature in a `[batch, length, channels]` tensor:
   /// standard deviation, minimum, quartiles and maximum of its valid positions, `[batch, 6]`
   /// (zeros for a prompt with none).
   static func spreads(_ tensor: Tensor, lengths: [Int]) -> Matrix {
+    summaries(tensor, lengths: lengths, width: 6) { profile in
+      let statistics = profile.statistics
+      return [
+        statistics.standardDeviation, statistics.minimum, statistics.lowerQuartile, statistics.median,
+        statistics.upperQuartile, statistics.maximum,
+      ]
+    }
+  }
+
+  /// `summary` (`width` values) of each prompt's curvature profile over its first `lengths[i]`
+  /// positions of a `[batch, length, channels]` tensor: `[batch, width]`.
+  private static func summaries(
+    _ tensor: Tensor, lengths: [Int], width: Int, summary: (CurvatureProfile) -> [Float]
+  ) -> Matrix {
     let length = tensor.shape[1]
     let channels = tensor.shape[2]
-    var values = [Float](repeating: 0, count: tensor.batch * 6)
+    var values: [Float] = []
+    values.reserveCapacity(tensor.batch * width)
     tensor.storage.withUnsafeBufferPointer { all in
       for item in 0..<tensor.batch {
         let rows = min(lengths[item], length)
         let slice = UnsafeBufferPointer(
           rebasing: all[(item * length * channels)..<((item * length + rows) * channels)])
-        let statistics = TextCurvature.profile(slice, rows: rows, columns: channels).statistics
-        let spread = [
-          statistics.standardDeviation, statistics.minimum, statistics.lowerQuartile, statistics.median,
-          statistics.upperQuartile, statistics.maximum,
-        ]
-        for (offset, value) in spread.enumerated() { values[item * 6 + offset] = value }
+        values += summary(TextCurvature.profile(slice, rows: rows, columns: channels))
       }
     }
-    return Matrix(rows: tensor.batch, columns: 6, storage: values)
+    return Matrix(rows: tensor.batch, columns: width, storage: values)
   }
 
   /// Per-position curvature profiles (issue 6, "per-position curvature profiles"): the spread of
