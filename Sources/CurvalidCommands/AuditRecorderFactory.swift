@@ -13,7 +13,7 @@ enum AuditRecorderFactory {
   ///   - key: The chain's key, or `nil` for the unkeyed chain.
   /// - Throws: `CommandError.failure` with the audit log's one-line reason.
   static func open(path: String, durable: Bool, storePromptText: Bool, key: AuditChainKey? = nil)
-    throws(CommandError) -> any DecisionRecorder
+    throws(CommandError) -> AuditLogRecorder
   {
     do {
       let log = try AuditLog(
@@ -39,7 +39,8 @@ struct AuditLogRecorder: DecisionRecorder {
       promptText: log.configuration.storePromptText ? entry.promptText : nil,
       tokens: entry.tokens, score: entry.score.map(Double.init), threshold: entry.threshold.map(Double.init),
       decision: entry.decision, featuresJSON: entry.featuresJSON, modelID: entry.modelID,
-      latencyMilliseconds: entry.latencyMilliseconds, error: entry.error, shadowOf: entry.shadowOf)
+      latencyMilliseconds: entry.latencyMilliseconds, error: entry.error, shadowOf: entry.shadowOf,
+      messageIndex: entry.messageIndex, role: entry.role)
     let id = try await log.append(record)
     return id == AuditLog.pendingID ? nil : id
   }

@@ -97,7 +97,7 @@ enum ServeCommand {
     let shadow = try arguments.value("shadow").map { path throws(CommandError) in
       try ModelLoading.loadDetector(bundlePath: path, sharingEncoderOf: scorer)
     }
-    var recorder: (any DecisionRecorder)?
+    var recorder: AuditLogRecorder?
     if let audit = settings.audit {
       recorder = try AuditRecorderFactory.open(
         path: audit, durable: settings.auditMode == .durable,
@@ -132,6 +132,9 @@ enum ServeCommand {
     } catch {
       throw .failure(error.message)
     }
+    // The server has flushed the log; closing it checkpoints the WAL into the database file, so a
+    // stopped service leaves one self-contained file behind.
+    recorder?.log.close()
     printError("curvalid: stopped")
     return 0
   }

@@ -9,11 +9,18 @@ import Hashing
 /// UTF-8 bytes). The first field is a text naming the table and version, so a decision row can never
 /// hash like a checkpoint. `hash = SHA-256(previous hash as 32 raw bytes ‖ canonical row)`, or
 /// with an `AuditChainKey`, `HMAC-SHA-256(key, previous hash ‖ canonical row)`.
+///
+/// A decision row with neither a message index nor a role (every row of schema version 1, and
+/// every `prompt` request's row since) hashes as `curvalid.decisions.v1` over `id` and the fifteen
+/// columns up to `shadow_of`; a row with either hashes as `curvalid.decisions.v2` over all of them
+/// and `message_index`, `role`. So version-1 rows verify unchanged after the upgrade, and blanking a
+/// message row's role or index breaks its hash.
 enum AuditChain {
   /// The previous hash of the first row and of the first checkpoint: 64 zeros.
   static let genesis = String(repeating: "0", count: 64)
 
   static let decisionTag = "curvalid.decisions.v1"
+  static let messageDecisionTag = "curvalid.decisions.v2"
   static let checkpointTag = "curvalid.checkpoints.v1"
 
   /// Appends SQL values in the canonical form.
@@ -106,11 +113,24 @@ struct DecisionFields: Sendable, Equatable {
   var latencyMilliseconds: Double?
   var error: String?
   var shadowOf: Int64?
+  var messageIndex: Int64?
+  var role: String?
 
-  /// The columns after `id`, in table order (`time_ms` … `shadow_of`).
+  /// The columns after `id` (`time_ms` … `shadow_of`, then `message_index` and `role`, which schema
+  /// version 2 added).
   static let columns =
     "time_ms, request_id, client, peer, prompt_sha256, prompt_text, tokens, score, threshold, decision, "
-    + "features, model, latency_ms, error, shadow_of"
+    + "features, model, latency_ms, error, shadow_of, message_index, role"
+  /// How many names `columns` lists.
+  static let columnCount = 17
+
+  /// `columns` as a query of a log with `schemaVersion` selects them: a version-1 log has no
+  /// `message_index` and `role`, which read as null.
+  static func columns(schemaVersion: Int) -> String {
+    schemaVersion >= 2
+      ? columns
+      : columns.replacingOccurrences(of: "message_index, role", with: "NULL AS message_index, NULL AS role")
+  }
 
   /// Normalises a record for storage.
   ///
@@ -143,6 +163,8 @@ struct DecisionFields: Sendable, Equatable {
     latencyMilliseconds = Self.storable(record.latencyMilliseconds)
     error = record.error
     shadowOf = record.shadowOf
+    messageIndex = record.messageIndex.map(Int64.init)
+    role = record.role
   }
 
   /// Reads the columns from a statement whose result starts with them at `offset`.
@@ -169,6 +191,8 @@ struct DecisionFields: Sendable, Equatable {
     latencyMilliseconds = real(12)
     error = s.text(offset + 13)
     shadowOf = s.integer(offset + 14)
+    messageIndex = s.integer(offset + 15)
+    role = s.text(offset + 16)
   }
 
   /// SQLite stores NaN as NULL and may store an integral REAL as an integer (losing `-0.0`).
@@ -185,14 +209,18 @@ struct DecisionFields: Sendable, Equatable {
     return [
       .integer(timeMilliseconds), text(requestID), text(client), text(peer), .text(promptSHA256),
       text(promptText), int(tokens), real(score), real(threshold), text(decision), text(features),
-      text(model), real(latencyMilliseconds), text(error), int(shadowOf),
+      text(model), real(latencyMilliseconds), text(error), int(shadowOf), int(messageIndex), text(role),
     ]
   }
 
-  /// The row's hash given its id and the previous hash (`nil` when `previous` is malformed).
+  /// The row's hash given its id and the previous hash (`nil` when `previous` is malformed): the
+  /// version-1 form without a message index and role, the version-2 form with either.
   func hash(id: Int64, previous: String, key: AuditChainKey?) -> String? {
-    AuditChain.hash(
-      previous: previous, tag: AuditChain.decisionTag, values: [.integer(id)] + values, key: key)
+    let all = [.integer(id)] + values
+    return messageIndex == nil && role == nil
+      ? AuditChain.hash(
+        previous: previous, tag: AuditChain.decisionTag, values: Array(all.dropLast(2)), key: key)
+      : AuditChain.hash(previous: previous, tag: AuditChain.messageDecisionTag, values: all, key: key)
   }
 
   /// The public record.
@@ -203,7 +231,8 @@ struct DecisionFields: Sendable, Equatable {
       peer: peer, promptSHA256: promptSHA256, promptText: promptText,
       tokens: tokens.map { Int(clamping: $0) },
       score: score, threshold: threshold, decision: decision, featuresJSON: features, modelID: model,
-      latencyMilliseconds: latencyMilliseconds, error: error, shadowOf: shadowOf)
+      latencyMilliseconds: latencyMilliseconds, error: error, shadowOf: shadowOf,
+      messageIndex: messageIndex.map { Int(clamping: $0) }, role: role)
   }
 }
 

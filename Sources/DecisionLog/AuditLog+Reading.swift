@@ -15,19 +15,20 @@ extension AuditLog {
   public static func verify(path: String, key: AuditChainKey? = nil) throws(AuditLogError)
     -> VerificationReport
   {
-    let c = try openForReading(path)
+    let (c, version) = try openForReading(path)
     try AuditSchema.requireKey(c, key)
-    return try AuditLogStore.verify(c, key: key)
+    return try AuditLogStore.verify(c, key: key, schemaVersion: version)
   }
 
   /// The newest `count` rows, oldest first.
   public static func tail(path: String, count: Int) throws(AuditLogError) -> [StoredRecord] {
     guard count >= 0 else { throw AuditLogError(.invalidInput, "tail count must be ≥ 0, got \(count)") }
-    let c = try openForReading(path)
+    let (c, version) = try openForReading(path)
     var out = [StoredRecord]()
     do {
       try AuditLogStore.rows(
-        c, sql: AuditLogStore.selectRow + " ORDER BY id DESC LIMIT ?", parameters: [.integer(Int64(count))]
+        c, sql: AuditLogStore.selectRow(schemaVersion: version) + " ORDER BY id DESC LIMIT ?",
+        parameters: [.integer(Int64(count))]
       ) { out.append($0) }
     } catch let error as AuditLogError {
       throw error
@@ -48,11 +49,12 @@ extension AuditLog {
   @discardableResult
   public static func export(path: String, since: Date? = nil, to sink: (String) throws -> Void) throws -> Int
   {
-    let c = try openForReading(path)
+    let (c, version) = try openForReading(path)
     let start = since.map { Int64(($0.timeIntervalSince1970 * 1000).rounded(.up)) } ?? Int64.min
     var count = 0
     try AuditLogStore.rows(
-      c, sql: AuditLogStore.selectRow + " WHERE time_ms >= ? ORDER BY id", parameters: [.integer(start)]
+      c, sql: AuditLogStore.selectRow(schemaVersion: version) + " WHERE time_ms >= ? ORDER BY id",
+      parameters: [.integer(start)]
     ) {
       try sink(JSONLine.line(for: $0))
       count += 1
@@ -62,7 +64,7 @@ extension AuditLog {
 
   /// Labelled prompts whose rows still exist, by decision id.
   public static func labels(path: String) throws(AuditLogError) -> [LabeledPrompt] {
-    let c = try openForReading(path)
+    let (c, _) = try openForReading(path)
     let s = try c.statement(
       "SELECT l.decision_id, d.prompt_text, l.label, l.note, l.time_ms FROM labels l "
         + "JOIN decisions d ON d.id = l.decision_id WHERE d.prompt_text IS NOT NULL ORDER BY l.decision_id")
@@ -77,13 +79,15 @@ extension AuditLog {
     return out
   }
 
-  private static func openForReading(_ path: String) throws(AuditLogError) -> SQLiteConnection {
+  /// Opens `path` read-only (a version-1 log is read as it is, not upgraded).
+  ///
+  /// - Returns: The connection and the log's schema version.
+  private static func openForReading(_ path: String) throws(AuditLogError) -> (SQLiteConnection, Int) {
     guard FileManager.default.fileExists(atPath: path) else {
       throw AuditLogError(.open, sqliteCode: 14, "audit log \(path) does not exist")
     }
     let c = try SQLiteConnection(path: path, mode: .readOnly)
     c.setBusyTimeout(milliseconds: 2000)
-    try AuditSchema.check(c)
-    return c
+    return (c, try AuditSchema.check(c))
   }
 }

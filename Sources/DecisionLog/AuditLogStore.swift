@@ -4,8 +4,15 @@ import Foundation
 ///
 /// Every function runs on the caller's thread with a connection the caller owns exclusively.
 enum AuditLogStore {
-  static let selectRow =
-    "SELECT id, \(DecisionFields.columns), prev_hash, hash FROM decisions"
+  /// The query of every decision column, for a log of `schemaVersion` (`prev_hash` and `hash` at
+  /// `previousHashColumn` and `hashColumn`).
+  static func selectRow(schemaVersion: Int = AuditSchema.version) -> String {
+    "SELECT id, \(DecisionFields.columns(schemaVersion: schemaVersion)), prev_hash, hash FROM decisions"
+  }
+  /// The result column of `prev_hash` in `selectRow`.
+  static let previousHashColumn = Int32(DecisionFields.columnCount + 1)
+  /// The result column of `hash` in `selectRow`.
+  static let hashColumn = Int32(DecisionFields.columnCount + 2)
 
   /// The id and hash the next row links to: the last row's, else the latest checkpoint's, else genesis.
   static func head(_ c: SQLiteConnection) throws(AuditLogError) -> (id: Int64, hash: String) {
@@ -33,7 +40,7 @@ enum AuditLogStore {
     try c.beginWrite(context: "begin transaction for \(rows.count) decisions")
     do throws(AuditLogError) {
       var (lastID, lastHash) = try head(c)
-      let placeholders = Array(repeating: "?", count: 18).joined(separator: ", ")
+      let placeholders = Array(repeating: "?", count: DecisionFields.columnCount + 3).joined(separator: ", ")
       let insert = try c.statement(
         "INSERT INTO decisions (id, \(DecisionFields.columns), prev_hash, hash) VALUES (\(placeholders))")
       var ids = [Int64]()
@@ -184,7 +191,10 @@ enum AuditLogStore {
 
   /// Recomputes the checkpoint chain and the decision chain (up to `throughID` when given), keyed
   /// with `key` when the log is keyed.
-  static func verify(_ c: SQLiteConnection, throughID: Int64? = nil, key: AuditChainKey?)
+  static func verify(
+    _ c: SQLiteConnection, throughID: Int64? = nil, key: AuditChainKey?,
+    schemaVersion: Int = AuditSchema.version
+  )
     throws(AuditLogError)
     -> VerificationReport
   {
@@ -227,14 +237,15 @@ enum AuditLogStore {
     var expectedID = lastThrough + 1
     var link = report.startHash
     report.headHash = link
-    let rows = try c.statement(selectRow + (throughID == nil ? "" : " WHERE id <= ?") + " ORDER BY id")
+    let rows = try c.statement(
+      selectRow(schemaVersion: schemaVersion) + (throughID == nil ? "" : " WHERE id <= ?") + " ORDER BY id")
     defer { rows.reset() }
     if let throughID { try rows.bind([.integer(throughID)]) }
     while try rows.step(context: "read decisions") {
       let id = rows.integer(0) ?? -1
       let fields = DecisionFields(statement: rows, offset: 1)
-      let storedPrevious = rows.text(16) ?? ""
-      let stored = rows.text(17) ?? ""
+      let storedPrevious = rows.text(previousHashColumn) ?? ""
+      let stored = rows.text(hashColumn) ?? ""
       report.rowsChecked += 1
       let problem: String? =
         if id < expectedID {
@@ -275,7 +286,7 @@ enum AuditLogStore {
       try each(
         StoredRecord(
           id: s.integer(0) ?? -1, timeMilliseconds: fields.timeMilliseconds, record: fields.record,
-          previousHash: s.text(16) ?? "", hash: s.text(17) ?? ""))
+          previousHash: s.text(previousHashColumn) ?? "", hash: s.text(hashColumn) ?? ""))
     }
   }
 }

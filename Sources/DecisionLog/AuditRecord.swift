@@ -36,13 +36,18 @@ public struct AuditRecord: Sendable, Equatable {
   public var error: String?
   /// For shadow-model rows: the id of the primary row.
   public var shadowOf: Int64?
+  /// For a message of a `messages` request: its 0-based index in the request's `messages` array.
+  public var messageIndex: Int?
+  /// For a message of a `messages` request: its role (`user`, `tool`, …) as sent.
+  public var role: String?
 
   /// Creates a record; everything but the time and the prompt digest is optional.
   public init(
     time: Date = Date(), requestID: String? = nil, client: String? = nil, peer: String? = nil,
     promptSHA256: String, promptText: String? = nil, tokens: Int? = nil, score: Double? = nil,
     threshold: Double? = nil, decision: String? = nil, featuresJSON: String? = nil, modelID: String? = nil,
-    latencyMilliseconds: Double? = nil, error: String? = nil, shadowOf: Int64? = nil
+    latencyMilliseconds: Double? = nil, error: String? = nil, shadowOf: Int64? = nil,
+    messageIndex: Int? = nil, role: String? = nil
   ) {
     self.time = time
     self.requestID = requestID
@@ -59,6 +64,8 @@ public struct AuditRecord: Sendable, Equatable {
     self.latencyMilliseconds = latencyMilliseconds
     self.error = error
     self.shadowOf = shadowOf
+    self.messageIndex = messageIndex
+    self.role = role
   }
 }
 

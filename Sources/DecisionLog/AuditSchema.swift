@@ -1,7 +1,9 @@
 /// The audit log's tables (docs/audit-log.md, "Schema") and how a connection is prepared.
 enum AuditSchema {
-  /// The version this code writes and reads, stored in `meta` as `schema_version`.
-  static let version = 1
+  /// The version this code writes, stored in `meta` as `schema_version`. Version 2 added the
+  /// decision columns `message_index` and `role`; this code reads versions 1 and 2 and upgrades a
+  /// version-1 log when it opens it for writing (`prepare`).
+  static let version = 2
 
   static let create = """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -13,7 +15,8 @@ enum AuditSchema {
       prompt_text TEXT,
       tokens INTEGER, score REAL, threshold REAL, decision TEXT, features TEXT, model TEXT,
       latency_ms REAL, error TEXT, shadow_of INTEGER,
-      prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+      prev_hash TEXT NOT NULL, hash TEXT NOT NULL,
+      message_index INTEGER, role TEXT);
     CREATE INDEX decisions_time ON decisions (time_ms);
     CREATE TABLE labels (
       decision_id INTEGER PRIMARY KEY,
@@ -27,13 +30,22 @@ enum AuditSchema {
       through_hash TEXT NOT NULL,
       deleted_rows INTEGER NOT NULL,
       prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
-    INSERT INTO meta (key, value) VALUES ('schema_version', '1'), ('format', 'curvalid-audit-log');
+    INSERT INTO meta (key, value) VALUES ('schema_version', '2'), ('format', 'curvalid-audit-log');
     """
 
-  /// Creates the tables in a new file, or checks the version of an existing one; then records
-  /// the chain's key (a new or still empty log) or checks it (`requireKey`).
+  /// Version 1 → 2: the columns go at the end of `decisions`, where `create` puts them too, so an
+  /// upgraded log has the same column order as a new one. Existing rows read null in both.
+  static let upgradeFromVersion1 = """
+    ALTER TABLE decisions ADD COLUMN message_index INTEGER;
+    ALTER TABLE decisions ADD COLUMN role TEXT;
+    UPDATE meta SET value = '2' WHERE key = 'schema_version';
+    """
+
+  /// Creates the tables in a new file, or checks the version of an existing one and upgrades a
+  /// version-1 log (in the same transaction); then records the chain's key (a new or still empty
+  /// log) or checks it (`requireKey`).
   ///
-  /// - Throws: `.schema` when the file holds other tables or a different version; `.key` when the
+  /// - Throws: `.schema` when the file holds other tables or an unknown version; `.key` when the
   ///   key does not fit the log; SQLite errors.
   static func prepare(_ connection: SQLiteConnection, key: AuditChainKey?) throws(AuditLogError) {
     try connection.execute("BEGIN IMMEDIATE", context: "begin schema transaction")
@@ -44,8 +56,8 @@ enum AuditSchema {
       tables.reset()
       if tableCount == 0 {
         try connection.execute(create, context: "create schema")
-      } else {
-        try check(connection)
+      } else if try check(connection) == 1 {
+        try connection.execute(upgradeFromVersion1, context: "upgrade the schema from version 1 to 2")
       }
       if let key, try keyIdentifier(connection) == nil, try isEmpty(connection) {
         try connection.statement(
@@ -103,8 +115,11 @@ enum AuditSchema {
     }
   }
 
-  /// Checks that the file is an audit log of this version.
-  static func check(_ connection: SQLiteConnection) throws(AuditLogError) {
+  /// Checks that the file is an audit log of a version this code reads.
+  ///
+  /// - Returns: The log's schema version (1 or 2).
+  @discardableResult
+  static func check(_ connection: SQLiteConnection) throws(AuditLogError) -> Int {
     let hasMeta = try connection.statement(
       "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('meta', 'decisions', 'labels', 'checkpoints')"
     )
@@ -117,10 +132,12 @@ enum AuditSchema {
     let meta = try connection.statement("SELECT value FROM meta WHERE key = 'schema_version'")
     let found = try meta.step(context: "read schema version") ? meta.text(0) : nil
     meta.reset()
-    guard found == String(version) else {
+    guard let found, let number = Int(found), (1...version).contains(number) else {
       throw AuditLogError(
         .schema,
-        "audit log \(connection.path) has schema version \(found ?? "none"); this build reads \(version)")
+        "audit log \(connection.path) has schema version \(found ?? "none"); this build reads 1 to \(version)"
+      )
     }
+    return number
   }
 }

@@ -41,6 +41,8 @@ enum JSONLine {
     number("latency_ms", r.latencyMilliseconds)
     string("error", r.error)
     integer("shadow_of", r.shadowOf)
+    integer("message_index", r.messageIndex.map(Int64.init))
+    string("role", r.role)
     string("prev_hash", row.previousHash)
     string("hash", row.hash)
     out += "}"

@@ -33,13 +33,18 @@ public struct AuditEntry: Sendable, Equatable {
   public var error: String?
   /// For a shadow model's decision: the audit id of the served decision it shadows.
   public var shadowOf: Int64?
+  /// For a message of a `messages` request: its 0-based index in the request's `messages` array.
+  public var messageIndex: Int?
+  /// For a message of a `messages` request: its role as sent.
+  public var role: String?
 
   /// Creates an entry.
   public init(
     timeMilliseconds: Int64, requestID: String?, client: String?, peer: String, promptSHA256: String,
     promptText: String? = nil, tokens: Int? = nil, score: Float? = nil, threshold: Float? = nil,
     decision: String? = nil, featuresJSON: String? = nil, modelID: String? = nil,
-    latencyMilliseconds: Double? = nil, error: String? = nil, shadowOf: Int64? = nil
+    latencyMilliseconds: Double? = nil, error: String? = nil, shadowOf: Int64? = nil,
+    messageIndex: Int? = nil, role: String? = nil
   ) {
     self.timeMilliseconds = timeMilliseconds
     self.requestID = requestID
@@ -56,6 +61,8 @@ public struct AuditEntry: Sendable, Equatable {
     self.latencyMilliseconds = latencyMilliseconds
     self.error = error
     self.shadowOf = shadowOf
+    self.messageIndex = messageIndex
+    self.role = role
   }
 }
 

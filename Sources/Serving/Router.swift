@@ -116,7 +116,7 @@ final class Router: RequestRouting {
       let context = ScoreContext(
         idJSON: line.idJSON, idText: line.idText, client: client, peer: peer, prompt: prompt,
         receivedAt: receivedAt, receivedAtEpoch: epochMilliseconds(), connection: connection,
-        sequence: sequence)
+        sequence: sequence, messageIndex: nil, role: nil)
       let job = ScoringScheduler.Job(prompt: prompt, explain: explain) { result, modelID in
         self.finish(context, result: result, modelID: modelID)
       }
@@ -127,8 +127,9 @@ final class Router: RequestRouting {
       let contexts = messages.map { message in
         ScoreContext(
           idJSON: line.idJSON, idText: line.idText, client: client, peer: peer, prompt: message.text,
-          receivedAt: receivedAt, receivedAtEpoch: receivedAtEpoch, connection: connection, sequence: sequence
-        )
+          receivedAt: receivedAt, receivedAtEpoch: receivedAtEpoch, connection: connection,
+          sequence: sequence,
+          messageIndex: message.index, role: message.role)
       }
       let join = MessageJoin(count: messages.count)
       let jobs = contexts.indices.map { slot in
@@ -153,14 +154,20 @@ final class Router: RequestRouting {
     let receivedAtEpoch: Int64
     let connection: UInt64
     let sequence: UInt64
+    /// For a message of a `messages` request: its index in the request's array.
+    let messageIndex: Int?
+    /// For a message of a `messages` request: its role.
+    let role: String?
   }
 
+  /// The audit row's request fields for `context` (the decision fields are filled by the caller).
   func entry(_ context: ScoreContext) -> AuditEntry {
     AuditEntry(
       timeMilliseconds: context.receivedAtEpoch, requestID: context.idText, client: context.client,
       peer: context.peer,
       promptSHA256: SHA256.hexDigest(of: context.prompt),
-      promptText: configuration.storePromptText ? context.prompt : nil)
+      promptText: configuration.storePromptText ? context.prompt : nil,
+      messageIndex: context.messageIndex, role: context.role)
   }
 
   /// The overload policy's immediate answer to a request (the contexts of its prompt, or of each of

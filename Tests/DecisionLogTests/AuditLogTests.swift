@@ -13,7 +13,7 @@ final class AuditLogTests: AuditLogTestCase {
 
     let handle = try AuditDatabaseHandle(path: file)
     XCTAssertEqual(try handle.text("PRAGMA journal_mode"), "wal")
-    XCTAssertEqual(try handle.text("SELECT value FROM meta WHERE key = 'schema_version'"), "1")
+    XCTAssertEqual(try handle.text("SELECT value FROM meta WHERE key = 'schema_version'"), "2")
     for table in ["decisions", "labels", "checkpoints", "meta"] {
       XCTAssertEqual(
         try handle.text("SELECT count(*) FROM sqlite_master WHERE name = '\(table)'"), "1", table)

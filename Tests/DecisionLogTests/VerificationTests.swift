@@ -85,7 +85,7 @@ final class VerificationTests: AuditLogTestCase {
       file,
       """
       INSERT INTO decisions SELECT 11, time_ms, request_id, client, peer, prompt_sha256, prompt_text, tokens,
-        score, threshold, 'accept', features, model, latency_ms, error, shadow_of, hash, hash
+        score, threshold, 'accept', features, model, latency_ms, error, shadow_of, hash, hash, message_index, role
         FROM decisions WHERE id = 10;
       """)
     var report = try AuditLog.verify(path: file)
@@ -103,8 +103,8 @@ final class VerificationTests: AuditLogTestCase {
       UPDATE decisions SET id = id + 100 WHERE id >= 3;
       UPDATE decisions SET id = id - 99 WHERE id >= 100;
       INSERT INTO decisions SELECT 3, time_ms, request_id, client, peer, prompt_sha256, prompt_text, tokens,
-        score, threshold, decision, features, model, latency_ms, error, shadow_of, prev_hash, hash
-        FROM decisions WHERE id = 4;
+        score, threshold, decision, features, model, latency_ms, error, shadow_of, prev_hash, hash, message_index,
+        role FROM decisions WHERE id = 4;
       """)
     report = try AuditLog.verify(path: second)
     XCTAssertEqual(report.firstBrokenRowID, 4)

@@ -46,6 +46,8 @@ final class MessagesTests: ServerTestCase {
       entries.map(\.promptSHA256),
       [SHA256.hexDigest(of: "hello there"), SHA256.hexDigest(of: "ignore\nignore that")])
     XCTAssertEqual(entries.map(\.decision), ["accept", "reject"])
+    XCTAssertEqual(entries.map(\.messageIndex), [1, 3])
+    XCTAssertEqual(entries.map(\.role), ["user", "tool"])
 
     // An ordinary conversation is accepted; explanations come per message.
     let accepted = try client.request(
@@ -62,6 +64,13 @@ final class MessagesTests: ServerTestCase {
     let decisions = try XCTUnwrap(stats["decisions"] as? [String: Int])
     XCTAssertEqual(decisions["accept"], 3)
     XCTAssertEqual(decisions["reject"], 1)
+
+    // A prompt request's row names no message.
+    _ = try client.request(#"{"id":3,"prompt":"hello"}"#)
+    let prompt = try XCTUnwrap(recorder.entries.last)
+    XCTAssertEqual(prompt.requestID, "3")
+    XCTAssertNil(prompt.messageIndex)
+    XCTAssertNil(prompt.role)
   }
 
   func testWithoutTrustedRolesEveryMessageIsJudged() throws {
@@ -134,7 +143,10 @@ final class MessagesTests: ServerTestCase {
       XCTAssertEqual((fits["messages"] as? [Any])?.count, 2)
       for server in servers { try server.stop() }
       servers.removeAll()
-      XCTAssertEqual(recorder.entries.filter { $0.error == "overloaded" }.count, 3)
+      let overloaded = recorder.entries.filter { $0.error == "overloaded" }
+      XCTAssertEqual(overloaded.count, 3)
+      XCTAssertEqual(overloaded.map(\.messageIndex), [0, 1, 2])
+      XCTAssertEqual(overloaded.map(\.role), ["user", "user", "user"])
     }
   }
 

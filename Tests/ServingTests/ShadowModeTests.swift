@@ -73,6 +73,13 @@ final class ShadowModeTests: ServerTestCase {
     XCTAssertEqual(served.count, 2)
     XCTAssertEqual(Set(shadow.compactMap(\.shadowOf)), [1, 2])
     XCTAssertEqual(Set(shadow.map(\.promptSHA256)), Set(served.map(\.promptSHA256)))
+    for row in shadow {
+      let primary = try XCTUnwrap(served.first { $0.promptSHA256 == row.promptSHA256 })
+      XCTAssertEqual(row.messageIndex, primary.messageIndex)
+      XCTAssertEqual(row.role, primary.role)
+    }
+    XCTAssertEqual(Set(served.compactMap(\.messageIndex)), [1, 2])
+    XCTAssertEqual(Set(served.compactMap(\.role)), ["user", "tool"])
   }
 
   func testWithoutShadowStatsSayNull() throws {
