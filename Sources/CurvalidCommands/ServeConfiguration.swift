@@ -284,8 +284,7 @@ struct ServeConfiguration: Equatable {
     if let value = try integer("max-line-bytes", 1...(64 << 20)) { server.maxLineBytes = value }
     if let value = try integer("max-prompt-chars", 1...(64 << 20)) { server.maxPromptScalars = value }
     if let text = lookup("trusted-roles") {
-      let roles = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
-      server.trustedRoles = Set(roles.filter { !$0.isEmpty && $0 != "none" })
+      server.trustedRoles = ServerConfiguration.trustedRoles(parsing: text)
     }
     if let value = try integer("max-connections", 1...100_000) { server.maxConnections = value }
     if let value = try integer("max-pipelined", 1...100_000) { server.maxPipelinedRequests = value }

@@ -2,8 +2,9 @@
 ///
 /// The service parses requests with its own bounded parser instead of Foundation's so that hostile
 /// input cannot exhaust the stack (nesting depth is limited) and so that types are exact (a JSON
-/// `true` is never the number 1).
-enum JSONValue: Equatable, Sendable {
+/// `true` is never the number 1). `package` so that `curvalid score` reads a record's `messages`
+/// with the same parser as the service.
+package enum JSONValue: Equatable, Sendable {
   case null
   case bool(Bool)
   /// A number: its value and its source text (so integers echo back exactly).
@@ -13,8 +14,9 @@ enum JSONValue: Equatable, Sendable {
   case object([String: JSONValue])
 
   /// Why a line is not JSON: one line for the `invalid_json` reply.
-  struct SyntaxError: Error, Equatable {
-    let message: String
+  package struct SyntaxError: Error, Equatable {
+    /// What is wrong and at which byte.
+    package let message: String
   }
 
   /// Parses one complete JSON text from valid UTF-8 bytes.
@@ -24,7 +26,7 @@ enum JSONValue: Equatable, Sendable {
   ///   - maxDepth: The deepest nesting of arrays and objects accepted.
   /// - Throws: `SyntaxError` with the byte offset of the problem.
   /// - Complexity: O(n) in the byte count.
-  static func parse(_ bytes: ArraySlice<UInt8>, maxDepth: Int = 32) throws(SyntaxError) -> JSONValue {
+  package static func parse(_ bytes: ArraySlice<UInt8>, maxDepth: Int = 32) throws(SyntaxError) -> JSONValue {
     var parser = JSONParser(bytes: bytes, maxDepth: maxDepth)
     parser.skipWhitespace()
     let value = try parser.value(depth: 0)
@@ -282,7 +284,7 @@ package enum JSONWriter {
   }
 
   /// An object from already-rendered member values, in the given order.
-  static func object(_ members: [(String, String)]) -> String {
+  package static func object(_ members: [(String, String)]) -> String {
     "{" + members.map { string($0.0) + ":" + $0.1 }.joined(separator: ",") + "}"
   }
 }

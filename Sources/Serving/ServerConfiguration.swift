@@ -1,3 +1,5 @@
+import Foundation
+
 /// A TCP address to listen on: a host (IPv4, IPv6 or name) and a port.
 public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
   /// The host as written: `127.0.0.1`, `::1`, `localhost`, `0.0.0.0` (all interfaces, explicit).
@@ -87,7 +89,7 @@ public struct ServerConfiguration: Sendable, Equatable {
   /// Roles (lower case) whose messages a `messages` request does not judge: by default the
   /// operator's (`system`, `developer`) and the model's own (`assistant`). A service whose clients
   /// write the whole conversation themselves should judge every role (an empty set).
-  public var trustedRoles: Set<String> = ["system", "developer", "assistant"]
+  public var trustedRoles: Set<String> = ServerConfiguration.defaultTrustedRoles
   /// Open connections at most; further connections get one `overloaded` error line and are closed.
   public var maxConnections = 1_024
   /// A connection with nothing pending and nothing received for this long is closed (seconds).
@@ -127,6 +129,20 @@ public struct ServerConfiguration: Sendable, Equatable {
 
   /// The defaults.
   public init() {}
+
+  /// The default `trustedRoles`: `system`, `developer` and `assistant`.
+  package static let defaultTrustedRoles: Set<String> = ["system", "developer", "assistant"]
+
+  /// The roles a `--trusted-roles` list names: comma-separated, each trimmed and lower-cased;
+  /// `none` and empty items name no role, so `none` (or `""`) trusts no role and every message is
+  /// judged. Shared by `serve` and `score` so that both read the option alike.
+  ///
+  /// - Parameter list: The option's text, e.g. `system,developer` or `none`.
+  /// - Returns: The trusted roles, in lower case.
+  package static func trustedRoles(parsing list: String) -> Set<String> {
+    let roles = list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+    return Set(roles.filter { !$0.isEmpty && $0 != "none" })
+  }
 
   /// Checks every field's range.
   ///

@@ -1,9 +1,11 @@
 import Detection
 
 /// An error reply: `{"id":…,"error":{"code":…,"message":…}}` (docs/protocol.md lists every code).
-struct ReplyError: Error, Equatable {
+///
+/// `package` so that `curvalid score` reports a conversation record's errors with the same codes.
+package struct ReplyError: Error, Equatable {
   /// The wire error codes.
-  enum Code: String, Sendable, CaseIterable {
+  package enum Code: String, Sendable, CaseIterable {
     case invalidJSON = "invalid_json"
     case invalidUTF8 = "invalid_utf8"
     case missingPrompt = "missing_prompt"
@@ -20,8 +22,10 @@ struct ReplyError: Error, Equatable {
     case `internal`
   }
 
-  let code: Code
-  let message: String
+  /// What went wrong, for programs.
+  package let code: Code
+  /// One line for people.
+  package let message: String
 
   init(_ code: Code, _ message: String) {
     self.code = code
@@ -41,10 +45,15 @@ struct ReplyError: Error, Equatable {
 
 /// One message of a `messages` request that is judged: its place in the array, its role and its
 /// text (a string content, or its text parts joined by line breaks).
-struct JudgedMessage: Equatable, Sendable {
-  let index: Int
-  let role: String
-  let text: String
+///
+/// `package` so that `curvalid score` judges a conversation record's messages the same way.
+package struct JudgedMessage: Equatable, Sendable {
+  /// The message's place in the `messages` array (0-based).
+  package let index: Int
+  /// The role as sent (not lower-cased).
+  package let role: String
+  /// The text that is scored.
+  package let text: String
 }
 
 /// One parsed request line.
@@ -74,7 +83,9 @@ struct ParsedLine: Equatable {
 }
 
 /// Parsing request lines and rendering replies (DESIGN.md §4).
-enum WireProtocol {
+///
+/// `package`: `curvalid score` reuses `readMessages` and `decisionMembers` for conversation records.
+package enum WireProtocol {
   /// Parses one line (without its newline).
   ///
   /// - Parameters:
@@ -179,7 +190,7 @@ enum WireProtocol {
   }
 
   /// Judged messages one request may carry at most.
-  static let maxJudgedMessages = 64
+  package static let maxJudgedMessages = 64
 
   private static func readScore(
     _ members: [String: JSONValue], maxPromptScalars: Int, trustedRoles: Set<String>
@@ -225,11 +236,12 @@ enum WireProtocol {
   /// `"messages"`: an array of `{"role", "content"}` objects. A message is judged unless its role
   /// is one of `trustedRoles` (compared in lower case) or it has no text; `content` is a string,
   /// `null`, or an array of parts whose `{"type":"text","text":…}` parts are joined by line breaks
-  /// (other parts, such as images, are not read).
+  /// (other parts, such as images, are not read). `package`: `curvalid score` judges JSONL
+  /// conversation records with it.
   ///
   /// - Throws: `.wrongType` for a malformed message, `.promptTooLong` for a judged message over
   ///   the limit, `.tooManyMessages` beyond `maxJudgedMessages`, `.missingPrompt` when none is judged.
-  private static func readMessages(_ value: JSONValue?, maxPromptScalars: Int, trustedRoles: Set<String>)
+  package static func readMessages(_ value: JSONValue?, maxPromptScalars: Int, trustedRoles: Set<String>)
     throws(ReplyError)
     -> [JudgedMessage]
   {
@@ -327,7 +339,7 @@ enum WireProtocol {
   }
 
   /// The members of a decision reply, after `id`.
-  static func decisionMembers(_ decision: Decision, modelID: String) -> [(String, String)] {
+  package static func decisionMembers(_ decision: Decision, modelID: String) -> [(String, String)] {
     var members: [(String, String)] = [
       ("decision", JSONWriter.string(decision.verdict.rawValue)),
       ("score", JSONWriter.number(decision.score)),
