@@ -1,4 +1,5 @@
 import Foundation
+import Serving
 
 /// Why one input record could not be scored: a code for programs and a message for people.
 struct BatchRecordError: Error, Sendable {
@@ -8,8 +9,17 @@ struct BatchRecordError: Error, Sendable {
   let message: String
 }
 
-/// One record of a batch input: where it started, the prompt (or why there is none) and the
-/// other fields to pass through to the output.
+/// What one batch record asks to have scored.
+enum BatchInput {
+  /// One prompt (a JSONL field, a CSV column or a text line).
+  case prompt(String)
+  /// A conversation (a JSONL record's `messages`): the messages to judge, each scored on its own,
+  /// chosen as `serve` chooses them (`WireProtocol.readMessages`).
+  case conversation([JudgedMessage])
+}
+
+/// One record of a batch input: where it started, what to score (or why there is nothing) and
+/// the other fields to pass through to the output.
 struct BatchRecord {
   /// A field copied from the input to the output.
   struct Field {
@@ -23,8 +33,8 @@ struct BatchRecord {
 
   /// The 1-based input line the record starts on.
   let line: Int
-  /// The prompt, or why the record is bad.
-  let prompt: Result<String, BatchRecordError>
+  /// The prompt or conversation, or why the record is bad.
+  let input: Result<BatchInput, BatchRecordError>
   /// Fields passed through to the output, in input order.
   let fields: [Field]
 }
@@ -72,9 +82,13 @@ final class BatchRecordReader {
     "error",
   ]
 
+  /// The JSONL field that holds a conversation instead of a prompt.
+  static let messagesField = "messages"
+
   private let lines: LineReader
   private let format: BatchInputFormat
   private let fieldNames: [String]
+  private let trustedRoles: Set<String>?
   private var lineNumber = 0
   /// The CSV header, once read.
   private(set) var header: [String] = []
@@ -86,12 +100,17 @@ final class BatchRecordReader {
   ///   - descriptor: The input file descriptor.
   ///   - format: The input format.
   ///   - fieldNames: Candidate prompt field names, first match wins.
+  ///   - trustedRoles: For JSONL input, the roles (lower case) whose messages a `messages` record
+  ///     does not judge; `nil` reads no conversations (a `messages` field is then an ordinary one).
   /// - Throws: `CommandError.failure` when the input cannot be read or a CSV header has no prompt
   ///   column.
-  init(descriptor: Int32, format: BatchInputFormat, fieldNames: [String]) throws(CommandError) {
+  init(
+    descriptor: Int32, format: BatchInputFormat, fieldNames: [String], trustedRoles: Set<String>? = nil
+  ) throws(CommandError) {
     lines = LineReader(descriptor: descriptor)
     self.format = format
     self.fieldNames = fieldNames
+    self.trustedRoles = format == .jsonl ? trustedRoles : nil
     if format == .csv, let (_, bytes) = try nextCSVRecordBytes() {
       guard let text = String(validating: bytes, as: UTF8.self) else {
         throw .failure("the CSV header is not valid UTF-8")
@@ -120,9 +139,9 @@ final class BatchRecordReader {
       lineNumber += 1
       if bytes.last == UInt8(ascii: "\r") { bytes.removeLast() }
       guard let text = String(validating: bytes, as: UTF8.self) else {
-        return BatchRecord(line: lineNumber, prompt: .failure(Self.invalidUTF8), fields: [])
+        return BatchRecord(line: lineNumber, input: .failure(Self.invalidUTF8), fields: [])
       }
-      return BatchRecord(line: lineNumber, prompt: .success(text), fields: [])
+      return BatchRecord(line: lineNumber, input: .success(.prompt(text)), fields: [])
     case .jsonl:
       while let bytes = try lines.nextLine() {
         lineNumber += 1
@@ -142,41 +161,81 @@ final class BatchRecordReader {
   private static let invalidUTF8 = BatchRecordError(
     code: "invalid_utf8", message: "the record is not valid UTF-8")
 
+  /// A JSONL record: a prompt in the first of `fieldNames` present or, when conversations are
+  /// read, a non-null `messages` array (then the prompt field must be absent or `null`).
   private func jsonRecord(_ bytes: [UInt8], line: Int) -> BatchRecord {
     guard String(validating: bytes, as: UTF8.self) != nil else {
-      return BatchRecord(line: line, prompt: .failure(Self.invalidUTF8), fields: [])
+      return BatchRecord(line: line, input: .failure(Self.invalidUTF8), fields: [])
     }
     let parsed = try? JSONSerialization.jsonObject(with: Data(bytes), options: [])
     guard let object = parsed as? [String: Any], let members = Self.rawMembers(bytes) else {
       return BatchRecord(
         line: line,
-        prompt: .failure(BatchRecordError(code: "invalid_json", message: "the line is not a JSON object")),
+        input: .failure(BatchRecordError(code: "invalid_json", message: "the line is not a JSON object")),
         fields: [])
     }
     let name = fieldNames.first { object[$0] != nil }
     var fields: [BatchRecord.Field] = []
-    for (key, raw) in members where key != name && !Self.replyFields.contains(key) {
+    for (key, raw) in members
+    where key != name && !Self.replyFields.contains(key) && (trustedRoles == nil || key != Self.messagesField)
+    {
       let text = (object[key] as? String) ?? raw
       fields.append(BatchRecord.Field(name: key, json: raw, text: text))
+    }
+    if let trustedRoles, let messages = members.last(where: { $0.0 == Self.messagesField })?.1,
+      messages != "null"
+    {
+      if let name, !(object[name] is NSNull) {
+        return BatchRecord(
+          line: line,
+          input: .failure(
+            BatchRecordError(
+              code: ReplyError.Code.wrongType.rawValue,
+              message: "give either '\(name)' or '\(Self.messagesField)', not both")),
+          fields: fields)
+      }
+      return BatchRecord(
+        line: line, input: Self.conversation(messages, trustedRoles: trustedRoles), fields: fields)
     }
     guard let name else {
       let names = fieldNames.map { "'\($0)'" }.joined(separator: " or ")
       return BatchRecord(
-        line: line, prompt: .failure(BatchRecordError(code: "missing_field", message: "no field \(names)")),
+        line: line, input: .failure(BatchRecordError(code: "missing_field", message: "no field \(names)")),
         fields: fields)
     }
     guard let prompt = object[name] as? String else {
       return BatchRecord(
         line: line,
-        prompt: .failure(BatchRecordError(code: "missing_field", message: "field '\(name)' is not a string")),
+        input: .failure(BatchRecordError(code: "missing_field", message: "field '\(name)' is not a string")),
         fields: fields)
     }
-    return BatchRecord(line: line, prompt: .success(prompt), fields: fields)
+    return BatchRecord(line: line, input: .success(.prompt(prompt)), fields: fields)
+  }
+
+  /// The messages to judge in a record's `messages` value (raw JSON text), chosen by the service's
+  /// own rules (`WireProtocol.readMessages`, docs/protocol.md "Score a conversation") with no
+  /// length limit (batch prompts have none either).
+  ///
+  /// - Returns: The judged messages, or the service's error code and message: `wrong_type`,
+  ///   `too_many_messages`, `missing_prompt` (nothing to judge), `invalid_json` (nested too deep).
+  static func conversation(_ raw: String, trustedRoles: Set<String>) -> Result<BatchInput, BatchRecordError> {
+    let value: JSONValue
+    do {
+      value = try JSONValue.parse(Array(raw.utf8)[...])
+    } catch {
+      return .failure(BatchRecordError(code: ReplyError.Code.invalidJSON.rawValue, message: error.message))
+    }
+    do {
+      let judged = try WireProtocol.readMessages(value, maxPromptScalars: .max, trustedRoles: trustedRoles)
+      return .success(.conversation(judged))
+    } catch {
+      return .failure(BatchRecordError(code: error.code.rawValue, message: error.message))
+    }
   }
 
   private func csvRecord(_ bytes: [UInt8], line: Int) -> BatchRecord {
     guard let text = String(validating: bytes, as: UTF8.self) else {
-      return BatchRecord(line: line, prompt: .failure(Self.invalidUTF8), fields: [])
+      return BatchRecord(line: line, input: .failure(Self.invalidUTF8), fields: [])
     }
     let values = Self.parseCSV(text)
     var fields: [BatchRecord.Field] = []
@@ -187,13 +246,13 @@ final class BatchRecordReader {
     guard promptColumn < values.count else {
       return BatchRecord(
         line: line,
-        prompt: .failure(
+        input: .failure(
           BatchRecordError(
             code: "missing_field", message: "the row has \(values.count) columns, the header \(header.count)")
         ),
         fields: fields)
     }
-    return BatchRecord(line: line, prompt: .success(values[promptColumn]), fields: fields)
+    return BatchRecord(line: line, input: .success(.prompt(values[promptColumn])), fields: fields)
   }
 
   /// The bytes of the next CSV record (lines joined while a quoted field is open) and its first line.

@@ -1,5 +1,6 @@
 import Detection
 import Foundation
+import Serving
 
 #if canImport(Glibc)
   import Glibc
@@ -13,6 +14,39 @@ enum BatchOutputFormat: String {
   case jsonl
   /// A header row, then one row per input record.
   case csv
+}
+
+/// What scoring one record gave: a prompt's decision, or a conversation's judged messages each
+/// with its decision, summed up as `serve` sums up a `messages` request.
+struct BatchOutcome {
+  /// The decision that stands for the record: the prompt's, or the highest-scoring judged
+  /// message's (the first of equals); its score and threshold are the record's.
+  let top: Decision
+  /// Whether the record is rejected: its prompt is, or any judged message is.
+  let rejected: Bool
+  /// The prompt's tokens, or the judged messages' tokens summed.
+  let tokens: Int
+  /// A conversation's judged messages in order, each with its decision; `nil` for a prompt.
+  let messages: [(message: JudgedMessage, decision: Decision)]?
+
+  /// A prompt's outcome.
+  init(prompt decision: Decision) {
+    top = decision
+    rejected = decision.verdict == .reject
+    tokens = decision.tokens
+    messages = nil
+  }
+
+  /// A conversation's outcome; `nil` when no message was judged (the reader never gives such a
+  /// conversation: `WireProtocol.readMessages` refuses it).
+  init?(conversation judged: [(message: JudgedMessage, decision: Decision)]) {
+    guard var top = judged.first?.decision else { return nil }
+    for next in judged.dropFirst() where next.decision.score > top.score { top = next.decision }
+    self.top = top
+    rejected = judged.contains { $0.decision.verdict == .reject }
+    tokens = judged.reduce(0) { $0 + $1.decision.tokens }
+    messages = judged
+  }
 }
 
 /// Formats batch results as JSONL or CSV lines, in input order.
@@ -36,15 +70,31 @@ struct BatchResultFormatter {
   }
 
   /// One output line (with its newline) for a record and its outcome.
-  func line(
-    for record: BatchRecord, outcome: Result<Decision, BatchRecordError>, prompt: String?, latency: Double
-  ) -> String {
+  ///
+  /// A conversation's JSONL line is `serve`'s reply to a `messages` request without `id` and
+  /// `audit_id`s: `decision`, the top message's `score`, `threshold` and `model`, `messages` (per
+  /// judged message `index`, `role` and a prompt reply's fields) and `latency_ms` (for all its
+  /// messages). In CSV it is one row: `decision`, the top `score` and `threshold`, and `tokens`
+  /// summed over its judged messages.
+  ///
+  /// - Parameters:
+  ///   - record: The input record.
+  ///   - outcome: What scoring it gave.
+  ///   - latency: Scoring time per prompt (milliseconds); a conversation's is this times its
+  ///     judged messages.
+  func line(for record: BatchRecord, outcome: Result<BatchOutcome, BatchRecordError>, latency: Double)
+    -> String
+  {
     switch format {
     case .jsonl:
       let extra = record.fields.map { ",\(JSONText.string($0.name)):\($0.json)" }.joined()
       switch outcome {
-      case .success(let decision):
-        let reply = ScoreCommand.json(decision, model: modelID, latency: latency)
+      case .success(let scored):
+        guard let messages = scored.messages else {
+          let reply = ScoreCommand.json(scored.top, model: modelID, latency: latency)
+          return "{\"line\":\(record.line),\(reply.dropFirst().dropLast())\(extra)}\n"
+        }
+        let reply = conversationJSON(scored, messages: messages, latency: latency)
         return "{\"line\":\(record.line),\(reply.dropFirst().dropLast())\(extra)}\n"
       case .failure(let error):
         return "{\"line\":\(record.line),\"error\":{\"code\":\(JSONText.string(error.code)),"
@@ -53,20 +103,44 @@ struct BatchResultFormatter {
     case .csv:
       var values = ["\(record.line)"]
       switch outcome {
-      case .success(let decision):
+      case .success(let scored):
         values += [
-          decision.verdict.rawValue, JSONText.number(decision.score), JSONText.number(decision.threshold),
-          "\(decision.tokens)", "",
+          (scored.rejected ? Decision.Verdict.reject : .accept).rawValue, JSONText.number(scored.top.score),
+          JSONText.number(scored.top.threshold), "\(scored.tokens)", "",
         ]
       case .failure(let error):
         values += ["", "", "", "", "\(error.code): \(error.message)"]
       }
       var byName: [String: String] = [:]
       for field in record.fields { byName[field.name] = field.text }
-      if let prompt { byName[promptField] = byName[promptField] ?? prompt }
+      if case .success(.prompt(let prompt)) = record.input {
+        byName[promptField] = byName[promptField] ?? prompt
+      }
       values += extraColumns.map { byName[$0] ?? "" }
       return values.map(BatchRecordReader.csvField).joined(separator: ",") + "\n"
     }
+  }
+
+  /// A conversation's reply object: `decision`, `score`, `threshold`, `model`, `messages`,
+  /// `latency_ms`; each `messages` entry is `index`, `role`, then `WireProtocol.decisionMembers`
+  /// (as in `serve`'s reply, without `audit_id`).
+  private func conversationJSON(
+    _ outcome: BatchOutcome, messages: [(message: JudgedMessage, decision: Decision)], latency: Double
+  ) -> String {
+    let entries = messages.map { message, decision in
+      JSONWriter.object(
+        [("index", "\(message.index)"), ("role", JSONWriter.string(message.role))]
+          + WireProtocol.decisionMembers(decision, modelID: modelID))
+    }
+    let total = latency * Double(messages.count)
+    return JSONWriter.object([
+      ("decision", JSONWriter.string((outcome.rejected ? Decision.Verdict.reject : .accept).rawValue)),
+      ("score", JSONWriter.number(outcome.top.score)),
+      ("threshold", JSONWriter.number(outcome.top.threshold)),
+      ("model", JSONWriter.string(modelID)),
+      ("messages", "[" + entries.joined(separator: ",") + "]"),
+      ("latency_ms", JSONWriter.number((total * 1000).rounded() / 1000)),
+    ])
   }
 }
 

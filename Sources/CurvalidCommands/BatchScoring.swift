@@ -1,5 +1,6 @@
 import Detection
 import Foundation
+import Serving
 
 #if canImport(Glibc)
   import Glibc
@@ -15,7 +16,9 @@ import Foundation
 /// records only (a partial last record at most, which `--resume` cuts off).
 enum BatchScoring {
   /// Options that only batch mode takes.
-  static let options: Set<String> = ["input", "output", "format", "output-format", "field", "batch"]
+  static let options: Set<String> = [
+    "input", "output", "format", "output-format", "field", "batch", "trusted-roles",
+  ]
   /// Flags that only batch mode takes.
   static let flags: Set<String> = ["resume"]
 
@@ -40,6 +43,7 @@ enum BatchScoring {
       outputFormat = outputPath.map { $0.lowercased().hasSuffix(".csv") } == true ? .csv : .jsonl
     }
     let fieldNames = arguments.value("field").map { [$0] } ?? ["text", "prompt"]
+    let trustedRoles = try trustedRoles(arguments, format: inputFormat, fieldNames: fieldNames)
     let batchSize = try arguments.integer("batch", default: 32, in: 1...4096)
     let resume = arguments.flag("resume")
     guard !resume || outputPath != nil else { throw .usage("--resume needs --output FILE") }
@@ -56,7 +60,7 @@ enum BatchScoring {
     defer { if outputPath != nil { close(outputDescriptor) } }
 
     let reader = try BatchRecordReader(
-      descriptor: inputDescriptor, format: inputFormat, fieldNames: fieldNames)
+      descriptor: inputDescriptor, format: inputFormat, fieldNames: fieldNames, trustedRoles: trustedRoles)
     let extraColumns =
       inputFormat == .csv
       ? reader.header.filter { !BatchRecordReader.replyFields.contains($0) } : [reader.promptFieldName]
@@ -93,63 +97,110 @@ enum BatchScoring {
       let counts = try score(
         batch, detector: detector, explain: arguments.flag("explain"), formatter: formatter, into: output)
       try output.flush()
-      progress.update(records: batch.count, rejects: counts.rejects, errors: counts.errors)
+      progress.update(counts)
     }
     progress.finish(interrupted: interrupted)
     if interrupted { return 130 }
-    return progress.errors > 0 ? 1 : 0
+    return progress.total.errors > 0 ? 1 : 0
+  }
+
+  /// The roles whose messages a JSONL `messages` record does not judge: `--trusted-roles LIST`
+  /// read as `serve` reads it (`ServerConfiguration.trustedRoles(parsing:)`), else `serve`'s default.
+  ///
+  /// - Returns: The trusted roles for JSONL input, `nil` for CSV and text (no conversations).
+  /// - Throws: `CommandError.usage` for `--trusted-roles` with CSV or text input, and for
+  ///   `--field messages` with JSONL input (that field holds conversations).
+  private static func trustedRoles(
+    _ arguments: Arguments, format: BatchInputFormat, fieldNames: [String]
+  ) throws(CommandError) -> Set<String>? {
+    let list = arguments.value("trusted-roles")
+    guard format == .jsonl else {
+      if list != nil { throw .usage("--trusted-roles is for JSONL input (messages records)") }
+      return nil
+    }
+    if fieldNames.contains(BatchRecordReader.messagesField) {
+      throw .usage(
+        "--field cannot be '\(BatchRecordReader.messagesField)': that JSONL field holds conversations")
+    }
+    return list.map(ServerConfiguration.trustedRoles(parsing:)) ?? ServerConfiguration.defaultTrustedRoles
   }
 
   /// Scores one micro-batch and writes its lines in input order.
   ///
-  /// - Returns: How many records were rejected and how many failed.
+  /// Every prompt and every judged message of the batch goes to the detector in one call; a
+  /// conversation is then one line, rejected when any judged message is, and failed (with the
+  /// first failing message's error, `messages[i]: …`) when the detector fails on any.
+  ///
+  /// - Returns: What the batch adds to the summary.
   private static func score(
     _ batch: [BatchRecord], detector: Detector, explain: Bool, formatter: BatchResultFormatter,
     into output: OutputWriter
-  ) throws(CommandError) -> (rejects: Int, errors: Int) {
-    var prompts: [String] = []
-    var slots: [Int?] = []
+  ) throws(CommandError) -> BatchCounts {
+    var texts: [String] = []
+    var slots: [Range<Int>] = []
     for record in batch {
-      if case .success(let prompt) = record.prompt {
-        slots.append(prompts.count)
-        prompts.append(prompt)
-      } else {
-        slots.append(nil)
+      let start = texts.count
+      switch record.input {
+      case .success(.prompt(let prompt)): texts.append(prompt)
+      case .success(.conversation(let messages)): texts += messages.map(\.text)
+      case .failure: break
       }
+      slots.append(start..<texts.count)
     }
     let clock = ContinuousClock()
     let started = clock.now
-    let results = prompts.isEmpty ? [] : detector.score(prompts, explain: explain)
+    let results = texts.isEmpty ? [] : detector.score(texts, explain: explain)
     let elapsed = clock.now - started
     let milliseconds =
       (Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) * 1e-15)
-      / Double(max(prompts.count, 1))
-    var rejects = 0
-    var errors = 0
+      / Double(max(texts.count, 1))
+    var counts = BatchCounts(records: batch.count)
     for (record, slot) in zip(batch, slots) {
-      let outcome: Result<Decision, BatchRecordError>
-      var prompt: String?
-      switch record.prompt {
-      case .failure(let error):
-        outcome = .failure(error)
-      case .success(let text):
-        prompt = text
-        if let slot, results.indices.contains(slot) {
-          outcome = results[slot].mapError {
-            BatchRecordError(code: snakeCase($0.code.rawValue), message: $0.message)
-          }
-        } else {
-          outcome = .failure(
-            BatchRecordError(code: "internal_error", message: "the detector returned no result"))
+      let outcome = outcome(
+        of: record, results: slot.map { results.indices.contains($0) ? results[$0] : nil })
+      switch outcome {
+      case .success(let scored) where scored.rejected: counts.rejects += 1
+      case .success: break
+      case .failure: counts.errors += 1
+      }
+      counts.prompts += max(slot.count, 1)
+      if case .success(.conversation) = record.input {
+        counts.conversations.records += 1
+        counts.conversations.messages += slot.count
+      }
+      try output.write(formatter.line(for: record, outcome: outcome, latency: milliseconds))
+    }
+    return counts
+  }
+
+  /// One record's outcome from the detector's results for its prompt or judged messages, in
+  /// order (`nil` where the detector returned none).
+  private static func outcome(
+    of record: BatchRecord, results: [Result<Decision, DetectionError>?]
+  ) -> Result<BatchOutcome, BatchRecordError> {
+    let missing = BatchRecordError(code: "internal_error", message: "the detector returned no result")
+    func recordError(_ error: DetectionError, _ prefix: String) -> BatchRecordError {
+      BatchRecordError(code: snakeCase(error.code.rawValue), message: prefix + error.message)
+    }
+    switch record.input {
+    case .failure(let error):
+      return .failure(error)
+    case .success(.prompt):
+      guard results.count == 1, let result = results[0] else { return .failure(missing) }
+      return result.map(BatchOutcome.init(prompt:)).mapError { recordError($0, "") }
+    case .success(.conversation(let messages)):
+      guard results.count == messages.count else { return .failure(missing) }
+      var judged: [(message: JudgedMessage, decision: Decision)] = []
+      for (message, result) in zip(messages, results) {
+        switch result {
+        case nil: return .failure(missing)
+        case .failure(let error)?: return .failure(recordError(error, "messages[\(message.index)]: "))
+        case .success(let decision)?: judged.append((message, decision))
         }
       }
-      switch outcome {
-      case .success(let decision): if decision.verdict == .reject { rejects += 1 }
-      case .failure: errors += 1
-      }
-      try output.write(formatter.line(for: record, outcome: outcome, prompt: prompt, latency: milliseconds))
+      guard let scored = BatchOutcome(conversation: judged) else { return .failure(missing) }
+      return .success(scored)
     }
-    return (rejects, errors)
   }
 
   /// `emptyPrompt` → `empty_prompt`.
@@ -177,18 +228,39 @@ enum BatchScoring {
   }
 }
 
+/// Counts for the summary: of one micro-batch, or of the whole run.
+struct BatchCounts {
+  /// Records written.
+  var records = 0
+  /// Records rejected (a conversation counts once, however many of its messages are).
+  var rejects = 0
+  /// Error records.
+  var errors = 0
+  /// Prompts scored: one per record, or a conversation's judged messages.
+  var prompts = 0
+  /// Conversation records whose messages were read (`messages` records that are not errors of
+  /// shape or count), and the messages judged in them.
+  var conversations = (records: 0, messages: 0)
+
+  /// Adds `other`'s counts.
+  mutating func add(_ other: BatchCounts) {
+    records += other.records
+    rejects += other.rejects
+    errors += other.errors
+    prompts += other.prompts
+    conversations.records += other.conversations.records
+    conversations.messages += other.conversations.messages
+  }
+}
+
 /// The progress bar (on a terminal) and the final summary line on standard error.
 final class BatchProgress {
   private let enabled: Bool
   private let skipped: Int
   private let started = ContinuousClock.now
   private var lastDraw = ContinuousClock.now
-  /// Records written in this run.
-  private(set) var records = 0
-  /// Records rejected in this run.
-  private(set) var rejects = 0
-  /// Error records in this run.
-  private(set) var errors = 0
+  /// The counts of this run (not of the records resumed over).
+  private(set) var total = BatchCounts()
 
   /// A progress reporter; `enabled` draws the bar, `skipped` is the records resumed over.
   init(enabled: Bool, skipped: Int) {
@@ -202,27 +274,32 @@ final class BatchProgress {
   }
 
   /// Counts one micro-batch and redraws the bar at most every 0.2 s.
-  func update(records count: Int, rejects newRejects: Int, errors newErrors: Int) {
-    records += count
-    rejects += newRejects
-    errors += newErrors
+  func update(_ counts: BatchCounts) {
+    total.add(counts)
     guard enabled, ContinuousClock.now - lastDraw > .milliseconds(200) else { return }
     lastDraw = .now
-    let rate = Double(records) / max(seconds, 1e-9)
+    let rate = Double(total.prompts) / max(seconds, 1e-9)
     FileHandle.standardError.write(
       Data(
         String(
-          format: "\r\u{1B}[Kscoring: %d records (%d rejected, %d errors), %.1f prompts/s", records + skipped,
-          rejects, errors, rate
+          format: "\r\u{1B}[Kscoring: %d records (%d rejected, %d errors), %.1f prompts/s",
+          total.records + skipped, total.rejects, total.errors, rate
         ).utf8))
   }
 
   /// Prints the summary line (clearing the bar first).
+  ///
+  /// `scored N records: R rejected, E errors, P prompts/s`, where a conversation is one record
+  /// (rejected or failed as a whole) and each of its judged messages one prompt; with conversations,
+  /// `scored N records (C conversations, M messages judged): …`.
   func finish(interrupted: Bool) {
     if enabled { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
-    let rate = Double(records) / max(seconds, 1e-9)
-    var line = String(
-      format: "scored %d records: %d rejected, %d errors, %.1f prompts/s", records, rejects, errors, rate)
+    let rate = Double(total.prompts) / max(seconds, 1e-9)
+    let (conversations, messages) = total.conversations
+    let judged = conversations > 0 ? " (\(conversations) conversations, \(messages) messages judged)" : ""
+    var line =
+      "scored \(total.records) records\(judged): "
+      + String(format: "%d rejected, %d errors, %.1f prompts/s", total.rejects, total.errors, rate)
     if skipped > 0 { line += " (resumed after \(skipped) records)" }
     if interrupted { line += "; interrupted, rerun with --resume to continue" }
     printError(line)

@@ -230,10 +230,13 @@ extension ModelCommand {
     while true {
       var records: [(line: Int, prompt: String)] = []
       while records.count < calibrationBatch, let record = try reader.next() {
-        switch record.prompt {
-        case .success(let prompt) where prompt.allSatisfy(\.isWhitespace):
+        switch record.input {
+        case .success(.prompt(let prompt)) where prompt.allSatisfy(\.isWhitespace):
           throw refusal(name, line: record.line, "the prompt is empty")
-        case .success(let prompt): records.append((record.line, prompt))
+        case .success(.prompt(let prompt)): records.append((record.line, prompt))
+        case .success(.conversation):
+          // The reader is opened without trusted roles, so it reads no conversations.
+          throw refusal(name, line: record.line, "a conversation, not a prompt")
         case .failure(let error): throw refusal(name, line: record.line, error.message)
         }
       }

@@ -23,6 +23,15 @@ enum ScoreCommand {
     (and a progress bar when it is a terminal). Exit status: 0 when every record was scored, 1
     when any failed, 130 when interrupted by Ctrl-C (the output holds the finished batches).
 
+    Conversations (JSONL only): a record with "messages":[{"role":…,"content":…},…] instead of a
+    prompt is judged as `serve` judges it (docs/protocol.md, "Score a conversation"): each message
+    whose role is not trusted is scored alone (content: a string, or text parts joined by line
+    breaks). Its one reply has "decision" (reject when any judged message is), the top message's
+    "score", "threshold" and "model", and "messages" (per judged message "index", "role" and a
+    prompt reply's fields); a CSV row sums "tokens". Errors: wrong_type (a malformed message, or
+    both a prompt field and "messages"), missing_prompt (no message to judge), too_many_messages
+    (over 64 judged). Summary counts and the exit status count a conversation as one record.
+
     options:
       --model BUNDLE  model bundle (default: $CURVALID_MODEL, else server/models/default.safetensors)
       --threshold T   reject when the score reaches T (0 to 1) instead of the bundle's calibrated
@@ -37,6 +46,8 @@ enum ScoreCommand {
       --output-format FMT   jsonl or csv (default: csv when --output ends in .csv, else jsonl); CSV
                             columns: line, decision, score, threshold, tokens, error, input columns
       --field NAME          prompt field or column (default: text, then prompt)
+      --trusted-roles LIST  JSONL messages records: roles whose messages are not judged (default
+                            system,developer,assistant; none: judge every message), as in serve
       --batch N             micro-batch size (default 32)
       --resume              continue into an existing --output FILE: keep its complete records,
                             cut a partial last one, and skip that many input records

@@ -36,18 +36,18 @@ final class BatchScoreTests: XCTestCase {
     try XCTSkipUnless(FileManager.default.fileExists(atPath: Self.bundle), "training the tiny bundle failed")
   }
 
-  private func score(_ arguments: [String], input: Data = Data()) throws -> BinaryRunner.Result {
+  func score(_ arguments: [String], input: Data = Data()) throws -> BinaryRunner.Result {
     try BinaryRunner.run(
       ["score", "--model", Self.bundle, "--encoder", Self.encoder] + arguments, input: input)
   }
 
-  private func objects(_ data: Data) throws -> [[String: Any]] {
+  func objects(_ data: Data) throws -> [[String: Any]] {
     try String(decoding: data, as: UTF8.self).split(separator: "\n").map {
       try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
     }
   }
 
-  private func path(_ name: String) throws -> String {
+  func path(_ name: String) throws -> String {
     try XCTUnwrap(Self.directory).appendingPathComponent(name).path
   }
 
@@ -206,7 +206,7 @@ final class BatchScoreTests: XCTestCase {
   }
 
   /// A small RFC 4180 reader for checking the output.
-  private func parseCSV(_ text: String) -> [[String]] {
+  func parseCSV(_ text: String) -> [[String]] {
     var rows: [[String]] = []
     var row: [String] = []
     var field = ""
