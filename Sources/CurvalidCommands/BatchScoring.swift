@@ -296,7 +296,10 @@ final class BatchProgress {
     if enabled { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
     let rate = Double(total.prompts) / max(seconds, 1e-9)
     let (conversations, messages) = total.conversations
-    let judged = conversations > 0 ? " (\(conversations) conversations, \(messages) messages judged)" : ""
+    func count(_ n: Int, _ noun: String) -> String { "\(n) \(noun)\(n == 1 ? "" : "s")" }
+    let judged =
+      conversations > 0
+      ? " (\(count(conversations, "conversation")), \(count(messages, "message")) judged)" : ""
     var line =
       "scored \(total.records) records\(judged): "
       + String(format: "%d rejected, %d errors, %.1f prompts/s", total.rejects, total.errors, rate)

@@ -89,7 +89,7 @@ extension BatchScoreTests {
       entries.map { $0["tokens"] as? Int }, [replies[0]["tokens"] as? Int, replies[2]["tokens"] as? Int])
     XCTAssertEqual(try XCTUnwrap(reply["score"] as? Double), scores.max() ?? -1)
     XCTAssertTrue(
-      result.standardError.contains("scored 4 records (1 conversations, 2 messages judged): "),
+      result.standardError.contains("scored 4 records (1 conversation, 2 messages judged): "),
       result.standardError)
 
     // With --explain every judged message carries its explanation.
