@@ -104,8 +104,9 @@ enum BatchScoring {
     return progress.total.errors > 0 ? 1 : 0
   }
 
-  /// The roles whose messages a JSONL `messages` record does not judge: `--trusted-roles LIST`
-  /// read as `serve` reads it (`ServerConfiguration.trustedRoles(parsing:)`), else `serve`'s default.
+  /// The roles whose messages a JSONL `messages` record does not judge: `--trusted-roles LIST`,
+  /// else a non-empty `$CURVALID_TRUSTED_ROLES` (as `serve` takes them), read as `serve` reads them
+  /// (`ServerConfiguration.trustedRoles(parsing:)`), else `serve`'s default.
   ///
   /// - Returns: The trusted roles for JSONL input, `nil` for CSV and text (no conversations).
   /// - Throws: `CommandError.usage` for `--trusted-roles` with CSV or text input, and for
@@ -122,7 +123,11 @@ enum BatchScoring {
       throw .usage(
         "--field cannot be '\(BatchRecordReader.messagesField)': that JSONL field holds conversations")
     }
-    return list.map(ServerConfiguration.trustedRoles(parsing:)) ?? ServerConfiguration.defaultTrustedRoles
+    let variable = ProcessInfo.processInfo.environment["CURVALID_TRUSTED_ROLES"].flatMap {
+      $0.isEmpty ? nil : $0
+    }
+    return (list ?? variable).map(ServerConfiguration.trustedRoles(parsing:))
+      ?? ServerConfiguration.defaultTrustedRoles
   }
 
   /// Scores one micro-batch and writes its lines in input order.

@@ -46,8 +46,9 @@ enum ScoreCommand {
       --output-format FMT   jsonl or csv (default: csv when --output ends in .csv, else jsonl); CSV
                             columns: line, decision, score, threshold, tokens, error, input columns
       --field NAME          prompt field or column (default: text, then prompt)
-      --trusted-roles LIST  JSONL messages records: roles whose messages are not judged (default
-                            system,developer,assistant; none: judge every message), as in serve
+      --trusted-roles LIST  JSONL messages records: roles whose messages are not judged (default:
+                            $CURVALID_TRUSTED_ROLES, else system,developer,assistant; none: judge
+                            every message), as in serve
       --batch N             micro-batch size (default 32)
       --resume              continue into an existing --output FILE: keep its complete records,
                             cut a partial last one, and skip that many input records

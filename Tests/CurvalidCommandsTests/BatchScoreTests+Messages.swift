@@ -19,8 +19,10 @@ extension BatchScoreTests {
   }
 
   /// Runs `score` on `lines` (JSONL) with `arguments`.
-  private func scoreLines(_ lines: [String], _ arguments: [String] = []) throws -> BinaryRunner.Result {
-    try score(arguments, input: Data((lines.joined(separator: "\n") + "\n").utf8))
+  private func scoreLines(_ lines: [String], _ arguments: [String] = [], environment: [String: String] = [:])
+    throws -> BinaryRunner.Result
+  {
+    try score(arguments, input: Data((lines.joined(separator: "\n") + "\n").utf8), environment: environment)
   }
 
   /// The `messages` entries of a reply.
@@ -142,7 +144,8 @@ extension BatchScoreTests {
     XCTAssertEqual(rows[2][1], lowFirst ? "accept" : "reject")
   }
 
-  /// `--trusted-roles` reads as `serve`'s does: default system, developer, assistant; a list
+  /// `--trusted-roles` (else `$CURVALID_TRUSTED_ROLES`) reads as `serve`'s does: default system,
+  /// developer, assistant; a list
   /// (trimmed, any case); `none` judges every role; a conversation with no untrusted message is
   /// the error `missing_prompt`, as in `serve`.
   func testTrustedRolesFlag() throws {
@@ -150,12 +153,16 @@ extension BatchScoreTests {
       message("system", "be brief"), message("developer", "answer in French"), message("user", Self.benign),
       message("Assistant", "bonjour"), message("Tool", "the weather is fine"),
     ])
-    func indices(_ arguments: [String]) throws -> [Int?] {
-      let result = try scoreLines([line], arguments)
+    func indices(_ arguments: [String], variable: String = "") throws -> [Int?] {
+      let result = try scoreLines([line], arguments, environment: ["CURVALID_TRUSTED_ROLES": variable])
       XCTAssertEqual(result.status, 0, "\(arguments): \(result.standardError)")
       return try judged(try XCTUnwrap(try objects(result.standardOutput).first)).map { $0["index"] as? Int }
     }
     XCTAssertEqual(try indices([]), [2, 4])
+    // $CURVALID_TRUSTED_ROLES as serve takes it (an empty one is unset); the flag wins over it.
+    XCTAssertEqual(try indices([], variable: "user"), [0, 1, 3, 4])
+    XCTAssertEqual(try indices([], variable: "none"), [0, 1, 2, 3, 4])
+    XCTAssertEqual(try indices(["--trusted-roles", "system"], variable: "user"), [1, 2, 3, 4])
     XCTAssertEqual(try indices(["--trusted-roles", "none"]), [0, 1, 2, 3, 4])
     XCTAssertEqual(try indices(["--trusted-roles", ""]), [0, 1, 2, 3, 4])
     XCTAssertEqual(try indices(["--trusted-roles", " USER ,tool"]), [0, 1, 3])

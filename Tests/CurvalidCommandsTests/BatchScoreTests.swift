@@ -36,9 +36,12 @@ final class BatchScoreTests: XCTestCase {
     try XCTSkipUnless(FileManager.default.fileExists(atPath: Self.bundle), "training the tiny bundle failed")
   }
 
-  func score(_ arguments: [String], input: Data = Data()) throws -> BinaryRunner.Result {
+  func score(_ arguments: [String], input: Data = Data(), environment: [String: String] = [:]) throws
+    -> BinaryRunner.Result
+  {
     try BinaryRunner.run(
-      ["score", "--model", Self.bundle, "--encoder", Self.encoder] + arguments, input: input)
+      ["score", "--model", Self.bundle, "--encoder", Self.encoder] + arguments, input: input,
+      environment: environment)
   }
 
   func objects(_ data: Data) throws -> [[String: Any]] {
