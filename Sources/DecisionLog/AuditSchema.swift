@@ -138,6 +138,17 @@ enum AuditSchema {
         "audit log \(connection.path) has schema version \(found ?? "none"); this build reads 1 to \(version)"
       )
     }
+    let columns = try connection.statement(
+      "SELECT count(*) FROM pragma_table_info('decisions') WHERE name IN ('message_index', 'role')")
+    _ = try columns.step(context: "read the decisions columns")
+    let added = columns.integer(0) ?? 0
+    columns.reset()
+    guard added == (number >= 2 ? 2 : 0) else {
+      throw AuditLogError(
+        .schema,
+        "audit log \(connection.path) says schema version \(number) but its decisions table "
+          + (number >= 2 ? "lacks" : "already has") + " message_index or role (edited by hand?)")
+    }
     return number
   }
 }

@@ -125,6 +125,25 @@ final class SchemaUpgradeTests: AuditLogTestCase {
     XCTAssertTrue(try AuditLog.verify(path: file).isValid)
   }
 
+  func testAVersionThatDisagreesWithTheColumnsIsRefused() throws {
+    // A version-1 log relabelled 2, and a version-2 log relabelled 1.
+    let relabelled = try makeVersion1Log(rows: 2)
+    try AuditDatabaseHandle(path: relabelled).execute(
+      "UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    let downgraded = path("downgraded.db")
+    try open(downgraded).close()
+    try AuditDatabaseHandle(path: downgraded).execute(
+      "UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    for (file, wording) in [(relabelled, "lacks"), (downgraded, "already has")] {
+      for error in [auditError { _ = try open(file) }, auditError { _ = try AuditLog.verify(path: file) }] {
+        XCTAssertEqual(error?.code, .schema)
+        XCTAssertEqual(
+          error?.message.contains("decisions table \(wording) message_index or role"), true,
+          error?.message ?? "")
+      }
+    }
+  }
+
   func testOtherSchemaVersionsAreRefused() throws {
     for version in ["0", "3", "two"] {
       let file = path("v\(version).db")
