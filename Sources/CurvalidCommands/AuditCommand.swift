@@ -7,6 +7,7 @@ enum AuditCommand {
     usage: curvalid audit verify DB [--key-file FILE]
            curvalid audit tail DB [--count N]
            curvalid audit export DB [--since TIME]
+           curvalid audit summary DB [--since TIME] [--clients N]
            curvalid audit label DB ID benign|adversarial [--note TEXT] [--key-file FILE]
            curvalid audit label DB --from FILE [--key-file FILE]
 
@@ -15,6 +16,9 @@ enum AuditCommand {
     tail    prints the newest N rows (default 10) as JSON lines, oldest first.
     export  prints every row (or those at or after TIME: ISO 8601 such as 2026-11-24T12:00:00Z,
             or Unix milliseconds) as JSON lines, in id order.
+    summary prints one JSON object counting the decisions (or those at or after TIME): served
+            accepts, rejects and reject rate, errors by code, by model, by message role, the N
+            clients with the most rejects (default 10), shadow agreement and latency percentiles.
     label   marks an audited prompt as benign or adversarial for retraining (only rows whose
             prompt text was stored); --from reads JSON lines {"id":…,"label":…,"note":…}.
 
@@ -24,13 +28,15 @@ enum AuditCommand {
     """
 
   static func run(_ raw: [String]) throws(CommandError) -> Int32 {
-    let arguments = try Arguments(raw, options: ["since", "count", "note", "from", "key-file"], flags: [])
+    let arguments = try Arguments(
+      raw, options: ["since", "count", "note", "from", "key-file", "clients"], flags: [])
     if arguments.flag("help") {
       print(help, terminator: "")
       return 0
     }
     guard let action = arguments.positional.first else {
-      throw .usage("audit needs an action: verify, tail, export or label (see curvalid audit --help)")
+      throw .usage(
+        "audit needs an action: verify, tail, export, summary or label (see curvalid audit --help)")
     }
     guard arguments.positional.count >= 2 else { throw .usage("audit \(action) needs the database path") }
     let path = arguments.positional[1]
@@ -65,11 +71,60 @@ enum AuditCommand {
         throw .failure("export failed: \(error)")
       }
       return 0
+    case "summary":
+      try expect(arguments, count: 2, action)
+      let since = try arguments.value("since").map { text throws(CommandError) in try parseTime(text) }
+      let clients = try arguments.integer("clients", default: 10, in: 0...10_000)
+      let summary = try wrap { () throws(AuditLogError) in
+        try AuditLog.summary(path: path, since: since, clients: clients)
+      }
+      print(summaryJSON(summary))
+      return 0
     case "label":
       return try label(arguments, path: path)
     default:
-      throw .usage("unknown audit action '\(action)' (verify, tail, export, label)")
+      throw .usage("unknown audit action '\(action)' (verify, tail, export, summary, label)")
     }
+  }
+
+  /// `audit summary`'s JSON object (docs/audit-log.md, "Summary"), one line.
+  static func summaryJSON(_ summary: AuditSummary) -> String {
+    func counts(_ c: AuditSummary.Counts) -> String {
+      "{\"accept\":\(c.accept),\"reject\":\(c.reject),\"failed\":\(c.failed),\"reject_rate\":"
+        + (c.rejectRate.map { JSONText.number($0) } ?? "null") + "}"
+    }
+    func table(_ entries: [String: AuditSummary.Counts]) -> String {
+      "{"
+        + entries.keys.sorted().map { "\(JSONText.string($0)):\(counts(entries[$0] ?? .init()))" }
+        .joined(separator: ",") + "}"
+    }
+    func time(_ milliseconds: Int64?) -> String {
+      milliseconds.map { JSONText.string(timestamp(milliseconds: $0)) } ?? "null"
+    }
+    let errors = summary.errors.keys.sorted().map { "\(JSONText.string($0)):\(summary.errors[$0] ?? 0)" }
+    let clients = summary.topClients.map {
+      "{\"client\":\($0.client.map(JSONText.string) ?? "null"),\"decisions\":\(counts($0.counts))}"
+    }
+    let agreement =
+      summary.shadowCompared == 0
+      ? "null" : JSONText.number(Double(summary.shadowAgreements) / Double(summary.shadowCompared))
+    let latency =
+      summary.latencyMilliseconds.map {
+        "{\"p50\":\(JSONText.number($0.p50)),\"p90\":\(JSONText.number($0.p90)),\"p99\":\(JSONText.number($0.p99))}"
+      } ?? "null"
+    return "{\"rows\":\(summary.rows),\"first\":\(time(summary.firstMilliseconds)),"
+      + "\"last\":\(time(summary.lastMilliseconds)),\"served\":\(counts(summary.served)),"
+      + "\"errors\":{\(errors.joined(separator: ","))},\"models\":\(table(summary.models)),"
+      + "\"roles\":\(table(summary.roles)),\"top_clients\":[\(clients.joined(separator: ","))],"
+      + "\"shadow\":{\"rows\":\(summary.shadowRows),\"compared\":\(summary.shadowCompared),"
+      + "\"agreement_rate\":\(agreement)},\"latency_ms\":\(latency)}"
+  }
+
+  /// `2026-11-24T12:00:00.123Z` for UTC milliseconds since 1970.
+  private static func timestamp(milliseconds: Int64) -> String {
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    return formatter.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
   }
 
   private static func expect(_ arguments: Arguments, count: Int, _ action: String) throws(CommandError) {

@@ -82,7 +82,7 @@ extension AuditLog {
   /// Opens `path` read-only (a version-1 log is read as it is, not upgraded).
   ///
   /// - Returns: The connection and the log's schema version.
-  private static func openForReading(_ path: String) throws(AuditLogError) -> (SQLiteConnection, Int) {
+  static func openForReading(_ path: String) throws(AuditLogError) -> (SQLiteConnection, Int) {
     guard FileManager.default.fileExists(atPath: path) else {
       throw AuditLogError(.open, sqliteCode: 14, "audit log \(path) does not exist")
     }

@@ -32,6 +32,26 @@ final class AuditCommandTests: XCTestCase {
     return path
   }
 
+  func testSummary() throws {
+    let path = try database(count: 5)
+    let summary = try BinaryRunner.run(["audit", "summary", path, "--since", "2026-01-01T00:00:02Z"])
+    XCTAssertEqual(summary.status, 0, summary.standardError)
+    let object = try XCTUnwrap(
+      JSONSerialization.jsonObject(with: Data(summary.output.utf8)) as? [String: Any])
+    XCTAssertEqual(object["rows"] as? Int, 3)
+    XCTAssertEqual(object["first"] as? String, "2026-01-01T00:00:02.000Z")
+    let served = try XCTUnwrap(object["served"] as? [String: Any])
+    XCTAssertEqual(served["accept"] as? Int, 3)
+    XCTAssertEqual(served["reject_rate"] as? Double, 0)
+    XCTAssertNotNil((object["models"] as? [String: Any])?["c0ffee12"])
+    XCTAssertEqual((object["top_clients"] as? [Any])?.count, 1)
+    XCTAssertTrue((object["shadow"] as? [String: Any])?["agreement_rate"] is NSNull)
+    XCTAssertEqual((object["latency_ms"] as? [String: Any])?["p99"] as? Double, 1)
+
+    let usage = try BinaryRunner.run(["audit", "summary", path, "--clients", "-1"])
+    XCTAssertEqual(usage.status, 64, usage.standardError)
+  }
+
   func testVerifyTailExportAndLabel() throws {
     let path = try database(count: 5)
     let verify = try BinaryRunner.run(["audit", "verify", path])
