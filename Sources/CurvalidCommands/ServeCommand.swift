@@ -1,3 +1,4 @@
+import DecisionLog
 import Detection
 import Foundation
 import LinearAlgebra
@@ -99,10 +100,16 @@ enum ServeCommand {
     }
     var recorder: AuditLogRecorder?
     if let audit = settings.audit {
-      recorder = try AuditRecorderFactory.open(
+      let opened = try AuditRecorderFactory.open(
         path: audit, durable: settings.auditMode == .durable,
         storePromptText: settings.server.storePromptText,
         key: settings.auditKey)
+      if let version = opened.log.upgradedFromSchemaVersion {
+        printError(
+          "curvalid: upgraded audit log \(audit) from schema version \(version) to \(AuditLog.schemaVersion); "
+            + "its rows and hashes are unchanged, older curvalid builds can no longer open it")
+      }
+      recorder = opened
     } else {
       printError("curvalid: warning: no --audit database: decisions are not audited")
     }

@@ -17,9 +17,14 @@ import Foundation
 public final class AuditLog: Sendable {
   /// The id `append` returns in async mode, where the id is not known yet (real ids start at 1).
   public static let pendingID: Int64 = 0
+  /// The schema version this build writes (docs/audit-log.md, "Schema").
+  public static let schemaVersion = AuditSchema.version
 
   /// The configuration the log was opened with.
   public let configuration: AuditLogConfiguration
+  /// The schema version the file had when this instance upgraded it to `AuditSchema.version`
+  /// while opening (docs/audit-log.md, "Schema"), or `nil` for a new or current log.
+  public let upgradedFromSchemaVersion: Int?
 
   private let writer: AuditLogWriter
 
@@ -66,7 +71,7 @@ public final class AuditLog: Sendable {
       _ = try cap.step(context: "set the size cap")
       cap.reset()
     }
-    try AuditSchema.prepare(connection, key: configuration.chainKey)
+    upgradedFromSchemaVersion = try AuditSchema.prepare(connection, key: configuration.chainKey)
     self.configuration = configuration
     writer = AuditLogWriter(configuration: configuration, connection: connection)
     if let retention = configuration.retention {

@@ -47,8 +47,11 @@ enum AuditSchema {
   ///
   /// - Throws: `.schema` when the file holds other tables or an unknown version; `.key` when the
   ///   key does not fit the log; SQLite errors.
-  static func prepare(_ connection: SQLiteConnection, key: AuditChainKey?) throws(AuditLogError) {
+  /// - Returns: The version the log had when it was upgraded, or `nil` (new or current log).
+  @discardableResult
+  static func prepare(_ connection: SQLiteConnection, key: AuditChainKey?) throws(AuditLogError) -> Int? {
     try connection.execute("BEGIN IMMEDIATE", context: "begin schema transaction")
+    var upgradedFrom: Int?
     do throws(AuditLogError) {
       let tables = try connection.statement("SELECT count(*) FROM sqlite_master WHERE type = 'table'")
       _ = try tables.step(context: "read schema")
@@ -58,6 +61,7 @@ enum AuditSchema {
         try connection.execute(create, context: "create schema")
       } else if try check(connection) == 1 {
         try connection.execute(upgradeFromVersion1, context: "upgrade the schema from version 1 to 2")
+        upgradedFrom = 1
       }
       if let key, try keyIdentifier(connection) == nil, try isEmpty(connection) {
         try connection.statement(
@@ -70,6 +74,7 @@ enum AuditSchema {
       if !connection.isAutocommit { try? connection.execute("ROLLBACK", context: "rollback schema") }
       throw error
     }
+    return upgradedFrom
   }
 
   /// The identifier of the key the log's chain is keyed with (`meta.chain_key_id`), or `nil` for

@@ -155,6 +155,31 @@ final class ServeIntegrationTests: XCTestCase {
     try assertVerifies(audit)
   }
 
+  func testAVersion1AuditLogIsUpgradedAndSaidSo() throws {
+    let audit = directory.appendingPathComponent("version1.sqlite").path
+    let log = try AuditLog(configuration: AuditLogConfiguration(path: audit))
+    _ = try log.appendAndWait(
+      AuditRecord(promptSHA256: String(repeating: "a", count: 64), decision: "accept"))
+    log.close()
+    try AuditDatabaseHandle(path: audit).execute(
+      """
+      ALTER TABLE decisions DROP COLUMN role;
+      ALTER TABLE decisions DROP COLUMN message_index;
+      UPDATE meta SET value = '1' WHERE key = 'schema_version';
+      """)
+    let server = try ServerProcess(arguments: ["--audit", audit])
+    let client = try LineClient(port: server.port)
+    _ = try client.exchange(#"{"id":"m","messages":[{"role":"user","content":"hello there"}]}"#)
+    server.signal(SIGTERM)
+    XCTAssertEqual(server.waitForExit(timeout: 60), 0, server.standardError)
+    XCTAssertTrue(
+      server.standardError.contains("upgraded audit log \(audit) from schema version 1 to 2"),
+      server.standardError)
+    let rows = try exportedRows(audit)
+    XCTAssertEqual(rows.map { $0["role"] as? String }, [nil, "user"])
+    try assertVerifies(audit)
+  }
+
   func testKillDuringLoadKeepsTheChainAndEveryAcknowledgedRow() throws {
     let audit = directory.appendingPathComponent("audit.sqlite").path
     let server = try ServerProcess(arguments: ["--audit", audit, "--audit-mode", "durable"])

@@ -38,6 +38,7 @@ final class SchemaUpgradeTests: AuditLogTestCase {
   func testMessageRowsKeepTheirIndexAndRoleThroughReadingExportAndVerification() throws {
     let file = path()
     let log = try open(file, storePromptText: true)
+    XCTAssertNil(log.upgradedFromSchemaVersion, "a new log is created at the current version")
     let records = [
       record(1), messageRecord(2, index: 1, role: "user"), messageRecord(3, index: 2, role: "tool"),
       messageRecord(4, index: 0, role: nil), messageRecord(5, index: nil, role: "user"),
@@ -102,6 +103,7 @@ final class SchemaUpgradeTests: AuditLogTestCase {
     // A writer upgrades it; the old rows keep their hashes and the chain continues.
     let headBefore = report.headHash
     let log = try open(file, storePromptText: true)
+    XCTAssertEqual(log.upgradedFromSchemaVersion, 1)
     XCTAssertEqual(try log.appendAndWait(messageRecord(5, index: 3, role: "tool")), 5)
     XCTAssertEqual(try log.appendAndWait(record(6)), 6)
     try log.label(id: 2, label: "benign")
@@ -120,7 +122,9 @@ final class SchemaUpgradeTests: AuditLogTestCase {
     XCTAssertEqual(try AuditLog.labels(path: file).map(\.id), [2])
 
     // Opening the upgraded log again changes nothing.
-    try open(file).close()
+    let again = try open(file)
+    XCTAssertNil(again.upgradedFromSchemaVersion)
+    again.close()
     XCTAssertEqual(try handle.text("SELECT count(*) FROM pragma_table_info('decisions')"), "20")
     XCTAssertTrue(try AuditLog.verify(path: file).isValid)
   }
