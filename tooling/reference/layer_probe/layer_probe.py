@@ -26,7 +26,7 @@ Needs numpy and scipy (a throwaway virtual environment, or the system's).
   python3 layer_probe.py --vectors /tmp/layers --corpus ~/.cache/curvalid/corpus/corpus.jsonl \
       --outside /tmp/outside --l2 1e-2,1e-3,1e-4
   python3 layer_probe.py --vectors /tmp/layers --corpus ~/.cache/curvalid/corpus/corpus.jsonl \
-      --outside /tmp/outside --mlp-seeds 42,7
+      --outside /tmp/outside --mlp-seeds 42,7,1
 """
 
 import argparse
