@@ -13,6 +13,18 @@ package final class AuditDatabaseHandle {
     try connection.execute(sql, context: "execute `\(sql.prefix(60))`")
   }
 
+  /// Rewrites a log written by this build into the schema-version-1 layout (version 2 only added
+  /// the last two columns of `decisions`), for tests of reading and upgrading version-1 logs. Its
+  /// rows must have no message index or role (they then hash in the version-1 form).
+  package func rewriteAsSchemaVersion1() throws(AuditLogError) {
+    try execute(
+      """
+      ALTER TABLE decisions DROP COLUMN role;
+      ALTER TABLE decisions DROP COLUMN message_index;
+      UPDATE meta SET value = '1' WHERE key = 'schema_version';
+      """)
+  }
+
   /// The first column of the first row of `sql` as text, or `nil`.
   package func text(_ sql: String) throws(AuditLogError) -> String? {
     let s = try connection.statement(sql)

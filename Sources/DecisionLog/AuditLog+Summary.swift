@@ -42,6 +42,16 @@ public struct AuditSummary: Sendable, Equatable {
     }
   }
 
+  /// Nearest-rank latency percentiles, milliseconds.
+  public struct Percentiles: Sendable, Equatable {
+    /// The 50th percentile.
+    public var p50: Double
+    /// The 90th percentile.
+    public var p90: Double
+    /// The 99th percentile.
+    public var p99: Double
+  }
+
   /// Rows counted (served and shadow).
   public var rows = 0
   /// The first and last counted rows' times, UTC milliseconds (`nil` without rows).
@@ -67,17 +77,7 @@ public struct AuditSummary: Sendable, Equatable {
   /// Shadow rows whose shadowed row is still in the log.
   public var shadowCompared = 0
   /// Served rows' latency percentiles (nearest rank): 50th, 90th, 99th; `nil` without latencies.
-  public var latencyMilliseconds: (p50: Double, p90: Double, p99: Double)?
-
-  public static func == (lhs: AuditSummary, rhs: AuditSummary) -> Bool {
-    lhs.rows == rhs.rows && lhs.firstMilliseconds == rhs.firstMilliseconds
-      && lhs.lastMilliseconds == rhs.lastMilliseconds && lhs.served == rhs.served && lhs.errors == rhs.errors
-      && lhs.models == rhs.models && lhs.roles == rhs.roles && lhs.topClients == rhs.topClients
-      && lhs.shadowRows == rhs.shadowRows && lhs.shadowAgreements == rhs.shadowAgreements
-      && lhs.shadowCompared == rhs.shadowCompared
-      && lhs.latencyMilliseconds.map { [$0.p50, $0.p90, $0.p99] }
-        == rhs.latencyMilliseconds.map { [$0.p50, $0.p90, $0.p99] }
-  }
+  public var latencyMilliseconds: Percentiles?
 }
 
 extension AuditLog {
@@ -151,7 +151,7 @@ extension AuditLog {
       func rank(_ share: Double) -> Double {
         latencies[min(latencies.count - 1, max(0, Int((share * Double(latencies.count)).rounded(.up)) - 1))]
       }
-      summary.latencyMilliseconds = (rank(0.5), rank(0.9), rank(0.99))
+      summary.latencyMilliseconds = AuditSummary.Percentiles(p50: rank(0.5), p90: rank(0.9), p99: rank(0.99))
     }
     return summary
   }

@@ -161,12 +161,7 @@ final class ServeIntegrationTests: XCTestCase {
     _ = try log.appendAndWait(
       AuditRecord(promptSHA256: String(repeating: "a", count: 64), decision: "accept"))
     log.close()
-    try AuditDatabaseHandle(path: audit).execute(
-      """
-      ALTER TABLE decisions DROP COLUMN role;
-      ALTER TABLE decisions DROP COLUMN message_index;
-      UPDATE meta SET value = '1' WHERE key = 'schema_version';
-      """)
+    try AuditDatabaseHandle(path: audit).rewriteAsSchemaVersion1()
     let server = try ServerProcess(arguments: ["--audit", audit])
     let client = try LineClient(port: server.port)
     _ = try client.exchange(#"{"id":"m","messages":[{"role":"user","content":"hello there"}]}"#)

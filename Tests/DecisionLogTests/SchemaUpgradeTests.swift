@@ -23,12 +23,7 @@ final class SchemaUpgradeTests: AuditLogTestCase {
     for n in 1...rows { _ = try log.appendAndWait(record(n)) }
     log.close()
     let handle = try AuditDatabaseHandle(path: file)
-    try handle.execute(
-      """
-      ALTER TABLE decisions DROP COLUMN role;
-      ALTER TABLE decisions DROP COLUMN message_index;
-      UPDATE meta SET value = '1' WHERE key = 'schema_version';
-      """)
+    try handle.rewriteAsSchemaVersion1()
     XCTAssertEqual(
       try handle.text("SELECT group_concat(name) FROM pragma_table_info('decisions')")?.hasSuffix(
         "error,shadow_of,prev_hash,hash"), true)

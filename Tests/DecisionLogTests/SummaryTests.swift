@@ -92,12 +92,7 @@ final class SummaryTests: AuditLogTestCase {
     let log = try open(file)
     _ = try log.appendAndWait(row(0, decision: "reject", latency: 1))
     log.close()
-    try AuditDatabaseHandle(path: file).execute(
-      """
-      ALTER TABLE decisions DROP COLUMN role;
-      ALTER TABLE decisions DROP COLUMN message_index;
-      UPDATE meta SET value = '1' WHERE key = 'schema_version';
-      """)
+    try AuditDatabaseHandle(path: file).rewriteAsSchemaVersion1()
     let summary = try AuditLog.summary(path: file)
     XCTAssertEqual(summary.served, AuditSummary.Counts(reject: 1))
     XCTAssertTrue(summary.roles.isEmpty)
