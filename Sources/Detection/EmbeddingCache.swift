@@ -14,6 +14,8 @@ import LinearAlgebra
 public protocol TokenLexicon: Sendable {
   /// One row per id, `[ids.count, hidden]`.
   func lexicalRows(ids: [Int]) throws(EmbeddingsError) -> Matrix
+  /// The mean of each prompt's rows after the bottom `layerCount` encoder layers, `[prompts, hidden]`.
+  func lowerLayerMeans(_ prompts: [[Int]], layerCount: Int) throws(EmbeddingsError) -> Matrix
 }
 
 extension BertEncoder: TokenLexicon {}
@@ -29,13 +31,21 @@ public struct PromptEmbedding: Sendable, Equatable {
   /// The encoder that made `hidden`, for `lexicalRows()` (`EmbeddingProvider` sets it; not part
   /// of equality, not cached).
   public var lexicon: (any TokenLexicon)?
+  /// The mean of the rows after the encoder's first `LowerLayerMeanBlock.layerCount` layers,
+  /// `[hidden]`, when the embedding was just encoded (taken in the same pass); `nil` for a cache
+  /// entry, whose block recomputes it from `ids` with the lexicon. Not part of equality, not cached.
+  public var lowerLayerMean: [Float]?
 
   /// Creates an embedding.
-  public init(ids: [Int], hidden: Matrix, totalTokens: Int, lexicon: (any TokenLexicon)? = nil) {
+  public init(
+    ids: [Int], hidden: Matrix, totalTokens: Int, lexicon: (any TokenLexicon)? = nil,
+    lowerLayerMean: [Float]? = nil
+  ) {
     self.ids = ids
     self.hidden = hidden
     self.totalTokens = totalTokens
     self.lexicon = lexicon
+    self.lowerLayerMean = lowerLayerMean
   }
 
   /// The context-free rows of `ids` (`[ids.count, hidden]`), or `nil` without a lexicon.
@@ -253,14 +263,14 @@ public struct EmbeddingProvider: Sendable {
     let kept = windows.map { maxWindows > 0 ? Array($0.prefix(maxWindows)) : $0 }
     let embedded: [TokenEmbeddings]
     do {
-      embedded = try encoder.embed(windows: kept)
+      embedded = try encoder.embed(windows: kept, meanAfterLayers: LowerLayerMeanBlock.layerCount)
     } catch {
       throw DetectionError(.internalError, "the encoder failed: \(error.message)")
     }
     return zip(embedded, windows).map { result, all in
       PromptEmbedding(
         ids: result.ids, hidden: result.hidden, totalTokens: all.reduce(0) { $0 + $1.count },
-        lexicon: encoder.model)
+        lexicon: encoder.model, lowerLayerMean: result.lowerLayerMean)
     }
   }
 

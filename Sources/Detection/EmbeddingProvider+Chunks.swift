@@ -141,13 +141,15 @@ extension EmbeddingProvider {
       let batch = missing[start..<end]
       let embedded: [TokenEmbeddings]
       do {
-        embedded = try encoder.embed(windows: batch.map { [$0.ids] })
+        embedded = try encoder.embed(
+          windows: batch.map { [$0.ids] }, meanAfterLayers: LowerLayerMeanBlock.layerCount)
       } catch {
         throw DetectionError(.internalError, "the encoder failed: \(error.message)")
       }
       for (entry, output) in zip(batch, embedded) {
         let embedding = PromptEmbedding(
-          ids: output.ids, hidden: output.hidden, totalTokens: output.ids.count, lexicon: encoder.model)
+          ids: output.ids, hidden: output.hidden, totalTokens: output.ids.count, lexicon: encoder.model,
+          lowerLayerMean: output.lowerLayerMean)
         try cache?.store(embedding, text: entry.key, maxWindows: 1)
         // With a cache, the stored (half-precision) rows: a cold cache then scores exactly as a
         // warm one, so a bundle's chunk and segment thresholds do not depend on which run

@@ -77,7 +77,7 @@ public enum FeatureBlockRegistry {
   public static let types: [any FeatureBlock.Type] = [
     PromptLIDBlock.self, CurvatureBlock.Conv1.self, CurvatureBlock.Conv2.self, MeanEmbeddingBlock.self,
     LogTokenCountBlock.self, SupervisedTokenCNNBlock.self, TailEmbeddingBlock.self, AttackLIDBlock.self,
-    CurvatureBlock.Profile.self,
+    CurvatureBlock.Profile.self, LowerLayerMeanBlock.self,
   ]
 
   /// The block names.
@@ -364,6 +364,45 @@ public struct TailEmbeddingBlock: FeatureBlock {
   public init(context: FeatureBlockContext) { rawWidth = context.hiddenSize }
   public func extract(_ batch: FeatureBatch) -> Matrix {
     MeanEmbeddingBlock.means(batch, width: rawWidth) { rows in max(0, rows - Self.tokens)..<rows }
+  }
+}
+
+/// The mean of a prompt's kept rows after the encoder's first layer, `[d]` (`layer1_mean`).
+///
+/// The last layer mixes every token with its context; the first still reads the wording, which
+/// ranks prompts outside the training sources better beside the last layer's mean
+/// (docs/evaluation.md, "Several encoder layers"). The mean is taken in the pass that encoded the
+/// prompt (`PromptEmbedding.lowerLayerMean`); for a cache entry it is recomputed from the ids by
+/// the embedding's lexicon (the bottom layer again). Zeros for an embedding with neither.
+public struct LowerLayerMeanBlock: FeatureBlock {
+  public static let name = "layer1_mean"
+  public static let needsFeatureNetwork = false
+  /// Encoder layers below the averaged rows.
+  public static let layerCount = 1
+  public let rawWidth: Int
+  public let wireNames: [String] = []
+  public init(context: FeatureBlockContext) { rawWidth = context.hiddenSize }
+
+  public func extract(_ batch: FeatureBatch) -> Matrix {
+    var result = Matrix(rows: batch.count, columns: rawWidth)
+    var recomputed: [Int] = []
+    for (item, embedding) in batch.embeddings.enumerated() {
+      if let mean = embedding.lowerLayerMean, mean.count == rawWidth {
+        for c in 0..<rawWidth { result[item, c] = mean[c] }
+      } else if embedding.lexicon != nil {
+        recomputed.append(item)
+      }
+    }
+    // One lexicon for the batch: every embedding of a provider carries its encoder.
+    guard let first = recomputed.first, let lexicon = batch.embeddings[first].lexicon,
+      let means = try? lexicon.lowerLayerMeans(
+        recomputed.map { batch.embeddings[$0].ids }, layerCount: Self.layerCount),
+      means.columns == rawWidth
+    else { return result }
+    for (row, item) in recomputed.enumerated() {
+      for c in 0..<rawWidth { result[item, c] = means[row, c] }
+    }
+    return result
   }
 }
 

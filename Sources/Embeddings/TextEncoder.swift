@@ -10,6 +10,9 @@ public struct TokenEmbeddings: Sendable {
   public let hidden: Matrix
   /// How many encoder windows the prompt needed (1 unless it is longer than one window).
   public let windowCount: Int
+  /// The mean of the prompt's rows after the encoder's bottom layers, `[hidden]`, when
+  /// `TextEncoder.embed(windows:meanAfterLayers:)` was asked for it (same pass, no extra layers).
+  public var lowerLayerMean: [Float]? = nil
 
   /// The number of token rows.
   public var tokenCount: Int { ids.count }
@@ -121,13 +124,21 @@ public final class TextEncoder: Sendable {
 
   /// Embeds prompts that are already cut into windows (see `windows(for:)`).
   ///
-  /// - Parameter prompts: Per prompt, its windows of token ids.
+  /// - Parameters:
+  ///   - prompts: Per prompt, its windows of token ids.
+  ///   - meanAfterLayers: When given, each result also carries the mean of its rows after the
+  ///     bottom `meanAfterLayers` layers (`lowerLayerMean`), taken on the way through the same
+  ///     pass (`BertEncoder.hiddenStates` then `continueEncoding`: the same last rows).
   /// - Returns: One `TokenEmbeddings` per prompt, in order.
-  /// - Throws: `EmbeddingsError(.invalidInput)` for an empty or over-long window or bad ids.
-  public func embed(windows prompts: [[[Int]]]) throws(EmbeddingsError) -> [TokenEmbeddings] {
+  /// - Throws: `EmbeddingsError(.invalidInput)` for an empty or over-long window, bad ids or a
+  ///   layer count outside `0 ... layers`.
+  public func embed(windows prompts: [[[Int]]], meanAfterLayers: Int? = nil) throws(EmbeddingsError)
+    -> [TokenEmbeddings]
+  {
     let flat = prompts.flatMap { $0 }
     var outputs: [Matrix] = []
     outputs.reserveCapacity(flat.count)
+    var lowerSums: [[Float]] = []  // per window, `[hidden]`
     var start = 0
     while start < flat.count {
       var end = start
@@ -137,7 +148,14 @@ public final class TextEncoder: Sendable {
         end += 1
       }
       do {
-        outputs += try model.encode(batch: Array(flat[start..<end]))
+        let part = Array(flat[start..<end])
+        if let meanAfterLayers {
+          let lower = try model.hiddenStates(batch: part, layerCount: meanAfterLayers)
+          lowerSums += lower.map { $0.columnSums() }
+          outputs += try model.continueEncoding(lower, fromLayer: meanAfterLayers)
+        } else {
+          outputs += try model.encode(batch: part)
+        }
       } catch let error as EmbeddingsError {
         throw error
       } catch {
@@ -150,16 +168,24 @@ public final class TextEncoder: Sendable {
     var next = 0
     let hiddenSize = model.configuration.hiddenSize
     for windows in prompts {
-      let parts = outputs[next..<(next + windows.count)]
+      let range = next..<(next + windows.count)
       next += windows.count
       var storage: [Float] = []
       storage.reserveCapacity(windows.reduce(0) { $0 + $1.count } * hiddenSize)
-      for part in parts { storage += part.storage }
+      for part in outputs[range] { storage += part.storage }
       let ids = windows.flatMap { $0 }
-      results.append(
-        TokenEmbeddings(
-          ids: ids, hidden: Matrix(rows: ids.count, columns: hiddenSize, storage: storage),
-          windowCount: windows.count))
+      var result = TokenEmbeddings(
+        ids: ids, hidden: Matrix(rows: ids.count, columns: hiddenSize, storage: storage),
+        windowCount: windows.count)
+      if meanAfterLayers != nil, !ids.isEmpty {
+        var mean = [Float](repeating: 0, count: hiddenSize)
+        for sums in lowerSums[range] {
+          for j in 0..<hiddenSize { mean[j] += sums[j] }
+        }
+        let scale = 1 / Float(ids.count)
+        result.lowerLayerMean = mean.map { $0 * scale }
+      }
+      results.append(result)
     }
     return results
   }

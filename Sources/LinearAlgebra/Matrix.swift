@@ -70,6 +70,17 @@ public struct Matrix: Sendable, Equatable {
       storage: Array(storage[(range.lowerBound * columns)..<(range.upperBound * columns)]))
   }
 
+  /// The sum of each column over all rows: `[columns]` (zeros for a matrix without rows).
+  public func columnSums() -> [Float] {
+    var sums = [Float](repeating: 0, count: columns)
+    storage.withUnsafeBufferPointer { source in
+      for r in 0..<rows {
+        for c in 0..<columns { sums[c] += source[r * columns + c] }
+      }
+    }
+    return sums
+  }
+
   /// Stacks matrices with the same column count on top of each other.
   public static func concatenatingRows(_ parts: [Matrix]) -> Matrix {
     guard let first = parts.first else { return Matrix(rows: 0, columns: 0) }

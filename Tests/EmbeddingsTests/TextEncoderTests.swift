@@ -44,6 +44,48 @@ final class TextEncoderTests: XCTestCase {
     XCTAssertEqual(row, embedded.tokenCount)
   }
 
+  /// `meanAfterLayers` leaves the last rows exactly as they were and adds the mean of the rows
+  /// after the bottom layers over all of a prompt's windows; `BertEncoder.lowerLayerMeans`
+  /// recomputes the same mean from the ids alone.
+  func testLowerLayerMeanIsTakenInTheSamePassAndRecomputedFromIds() throws {
+    let encoder = try tinyEncoder()
+    let long = (0..<90).map { "w\(5 + ($0 * 11) % 200)" }.joined(separator: " ")
+    let texts = [long, "w7 w8 w9", ""]
+    let windows = texts.map { encoder.windows(for: $0) }
+    let plain = try encoder.embed(windows: windows)
+    XCTAssertTrue(plain.allSatisfy { $0.lowerLayerMean == nil })
+    for layerCount in 0...2 {
+      let captured = try encoder.embed(windows: windows, meanAfterLayers: layerCount)
+      let recomputed = try encoder.model.lowerLayerMeans(captured.map(\.ids), layerCount: layerCount)
+      XCTAssertEqual(recomputed.shape.rows, 3)
+      for (index, (with, without)) in zip(captured, plain).enumerated() {
+        XCTAssertEqual(with.hidden, without.hidden, "the last rows do not change")
+        // Independently: every window alone through the bottom layers, all rows averaged.
+        var sums = [Float](repeating: 0, count: 32)
+        for window in windows[index] {
+          let state = try encoder.model.hiddenStates(batch: [window], layerCount: layerCount)[0]
+          for row in 0..<state.rows {
+            for j in 0..<32 { sums[j] += state[row, j] }
+          }
+        }
+        let expected = sums.map { $0 / Float(with.ids.count) }
+        let mean = try XCTUnwrap(with.lowerLayerMean)
+        XCTAssertLessThanOrEqual(maxAbsoluteDifference(mean, expected), 1e-5, "layers \(layerCount)")
+        XCTAssertLessThanOrEqual(maxAbsoluteDifference(recomputed.row(index), expected), 1e-5)
+        if layerCount == 2 {
+          // After every layer it is the mean of the last rows.
+          let last = with.hidden.columnSums().map { $0 / Float(with.hidden.rows) }
+          XCTAssertLessThanOrEqual(maxAbsoluteDifference(mean, last), 1e-5)
+        }
+      }
+    }
+    XCTAssertEqual(plain[0].windowCount, 3, "the long prompt spans three windows")
+    let empty = try encoder.model.lowerLayerMeans([[]], layerCount: 1)
+    XCTAssertEqual(empty.storage, Array(repeating: 0, count: 32))
+    XCTAssertThrowsError(try encoder.embed(windows: windows, meanAfterLayers: 3))
+    XCTAssertThrowsError(try encoder.model.lowerLayerMeans([[2, 5, 3]], layerCount: -1))
+  }
+
   func testVocabularySizeMustMatchTheModel() throws {
     let tokenizer = try WordPieceTokenizer(
       vocabulary: Vocabulary(tokens: ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]))
