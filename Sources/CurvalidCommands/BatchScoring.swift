@@ -1,5 +1,6 @@
 import Detection
 import Foundation
+import LinearAlgebra
 import Serving
 
 #if canImport(Glibc)
@@ -43,15 +44,14 @@ enum BatchScoring {
       outputFormat = outputPath.map { $0.lowercased().hasSuffix(".csv") } == true ? .csv : .jsonl
     }
     let fieldNames = arguments.value("field").map { [$0] } ?? ["text", "prompt"]
-    let trustedRoles = try trustedRoles(arguments, format: inputFormat, fieldNames: fieldNames)
+    let settings = try ScoreSettings(arguments: arguments, environment: ProcessInfo.processInfo.environment)
+    let trustedRoles = try trustedRoles(settings, format: inputFormat, fieldNames: fieldNames)
     let batchSize = try arguments.integer("batch", default: 32, in: 1...4096)
     let resume = arguments.flag("resume")
     guard !resume || outputPath != nil else { throw .usage("--resume needs --output FILE") }
-    let threshold = try ModelLoading.threshold(arguments.value("threshold"))
-    try EncoderOptions.applyThreads(arguments)
+    BLAS.threadCount = settings.threads
     let detector = try ModelLoading.loadDetector(
-      bundlePath: arguments.value("model"), encoderDirectory: arguments.value("encoder"), threshold: threshold
-    )
+      bundlePath: settings.model, encoderDirectory: settings.encoder, threshold: settings.threshold)
 
     let inputDescriptor = try open(inputPath, flags: O_RDONLY, what: "input")
     defer { if inputPath != nil { close(inputDescriptor) } }
@@ -105,28 +105,27 @@ enum BatchScoring {
   }
 
   /// The roles whose messages a JSONL `messages` record does not judge: `--trusted-roles LIST`,
-  /// else a non-empty `$CURVALID_TRUSTED_ROLES` (as `serve` takes them), read as `serve` reads them
+  /// else a non-empty `$CURVALID_TRUSTED_ROLES`, else the config file's `trusted_roles` (as `serve`
+  /// takes them, `ScoreSettings`), read as `serve` reads them
   /// (`ServerConfiguration.trustedRoles(parsing:)`), else `serve`'s default.
   ///
   /// - Returns: The trusted roles for JSONL input, `nil` for CSV and text (no conversations).
   /// - Throws: `CommandError.usage` for `--trusted-roles` with CSV or text input, and for
   ///   `--field messages` with JSONL input (that field holds conversations).
   private static func trustedRoles(
-    _ arguments: Arguments, format: BatchInputFormat, fieldNames: [String]
+    _ settings: ScoreSettings, format: BatchInputFormat, fieldNames: [String]
   ) throws(CommandError) -> Set<String>? {
-    let list = arguments.value("trusted-roles")
     guard format == .jsonl else {
-      if list != nil { throw .usage("--trusted-roles is for JSONL input (messages records)") }
+      if settings.trustedRolesFromOption {
+        throw .usage("--trusted-roles is for JSONL input (messages records)")
+      }
       return nil
     }
     if fieldNames.contains(BatchRecordReader.messagesField) {
       throw .usage(
         "--field cannot be '\(BatchRecordReader.messagesField)': that JSONL field holds conversations")
     }
-    let variable = ProcessInfo.processInfo.environment["CURVALID_TRUSTED_ROLES"].flatMap {
-      $0.isEmpty ? nil : $0
-    }
-    return (list ?? variable).map(ServerConfiguration.trustedRoles(parsing:))
+    return settings.trustedRoles.map(ServerConfiguration.trustedRoles(parsing:))
       ?? ServerConfiguration.defaultTrustedRoles
   }
 

@@ -1,5 +1,6 @@
 import Detection
 import Foundation
+import LinearAlgebra
 
 /// `curvalid score TEXT`: one JSON object as the service's reply, without `id` and `audit_id`.
 enum ScoreCommand {
@@ -33,11 +34,14 @@ enum ScoreCommand {
     (over 64 judged). Summary counts and the exit status count a conversation as one record.
 
     options:
-      --model BUNDLE  model bundle (default: $CURVALID_MODEL, else server/models/default.safetensors)
+      --model BUNDLE  model bundle (default: $CURVALID_MODEL, else the config file's model, else
+                      server/models/default.safetensors)
       --threshold T   reject when the score reaches T (0 to 1) instead of the bundle's calibrated
                       threshold: an operating point for another false-positive rate (see
-                      docs/evaluation.md, "Operating points")
+                      docs/evaluation.md, "Operating points"; default: $CURVALID_THRESHOLD, else
+                      the config file's threshold)
       --explain       add the explanation
+    \(ScoreSettings.help)
 
     batch options:
       --input FILE          prompts to score (default: standard input)
@@ -47,8 +51,8 @@ enum ScoreCommand {
                             columns: line, decision, score, threshold, tokens, error, input columns
       --field NAME          prompt field or column (default: text, then prompt)
       --trusted-roles LIST  JSONL messages records: roles whose messages are not judged (default:
-                            $CURVALID_TRUSTED_ROLES, else system,developer,assistant; none: judge
-                            every message), as in serve
+                            $CURVALID_TRUSTED_ROLES, else the config file's trusted_roles, else
+                            system,developer,assistant; none: judge every message), as in serve
       --batch N             micro-batch size (default 32)
       --resume              continue into an existing --output FILE: keep its complete records,
                             cut a partial last one, and skip that many input records
@@ -59,7 +63,9 @@ enum ScoreCommand {
 
   static func run(_ raw: [String]) throws(CommandError) -> Int32 {
     let arguments = try Arguments(
-      raw, options: EncoderOptions.names.union(["model", "threshold"]).union(BatchScoring.options),
+      raw,
+      options: EncoderOptions.names.union(["model", "threshold"]).union(ScoreSettings.optionNames).union(
+        BatchScoring.options),
       flags: BatchScoring.flags.union(["explain"]))
     if arguments.flag("help") {
       print(help, terminator: "")
@@ -75,10 +81,10 @@ enum ScoreCommand {
     }) {
       throw .usage("--\(option) is for batch mode (without TEXT)")
     }
-    try EncoderOptions.applyThreads(arguments)
+    let settings = try ScoreSettings(arguments: arguments, environment: ProcessInfo.processInfo.environment)
+    BLAS.threadCount = settings.threads
     let detector = try ModelLoading.loadDetector(
-      bundlePath: arguments.value("model"), encoderDirectory: arguments.value("encoder"),
-      threshold: try ModelLoading.threshold(arguments.value("threshold")))
+      bundlePath: settings.model, encoderDirectory: settings.encoder, threshold: settings.threshold)
     let clock = ContinuousClock()
     let started = clock.now
     guard let result = detector.score([text], explain: arguments.flag("explain")).first else {

@@ -161,7 +161,10 @@ struct ServeConfiguration: Equatable {
     }
   }
 
-  private static func readFile(_ path: String) throws(CommandError) -> FileSettings {
+  /// Reads and checks a config file (one JSON object of known keys with the right types).
+  ///
+  /// - Throws: `CommandError.failure` for an unreadable file, `.usage` for a malformed one.
+  static func readFile(_ path: String) throws(CommandError) -> FileSettings {
     let data: Data
     do {
       data = try Data(contentsOf: URL(fileURLWithPath: path))
