@@ -254,6 +254,13 @@ public struct EmbeddingProvider: Sendable {
     self.maxWindows = maxWindows
   }
 
+  /// The layer count after which an encoding pass takes each reading's mean for `layer1_mean`
+  /// (`PromptEmbedding.lowerLayerMean`), or `nil` for an encoder with fewer layers (the frozen
+  /// bottom of a fully tuned encoder).
+  var lowerLayerCapture: Int? {
+    encoder.model.layers.count >= LowerLayerMeanBlock.layerCount ? LowerLayerMeanBlock.layerCount : nil
+  }
+
   /// Embeds texts without touching the cache.
   ///
   /// - Returns: One embedding per text, in order.
@@ -263,7 +270,7 @@ public struct EmbeddingProvider: Sendable {
     let kept = windows.map { maxWindows > 0 ? Array($0.prefix(maxWindows)) : $0 }
     let embedded: [TokenEmbeddings]
     do {
-      embedded = try encoder.embed(windows: kept, meanAfterLayers: LowerLayerMeanBlock.layerCount)
+      embedded = try encoder.embed(windows: kept, meanAfterLayers: lowerLayerCapture)
     } catch {
       throw DetectionError(.internalError, "the encoder failed: \(error.message)")
     }

@@ -142,7 +142,7 @@ extension EmbeddingProvider {
       let embedded: [TokenEmbeddings]
       do {
         embedded = try encoder.embed(
-          windows: batch.map { [$0.ids] }, meanAfterLayers: LowerLayerMeanBlock.layerCount)
+          windows: batch.map { [$0.ids] }, meanAfterLayers: lowerLayerCapture)
       } catch {
         throw DetectionError(.internalError, "the encoder failed: \(error.message)")
       }

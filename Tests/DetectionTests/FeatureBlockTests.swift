@@ -137,5 +137,12 @@ final class FeatureBlockTests: XCTestCase {
     }
     let zeros = block.extract(FeatureBatch(embeddings: bare, network: nil))
     XCTAssertEqual(zeros.storage, Array(repeating: 0, count: 3 * hidden))
+    // An encoder without layers (the frozen bottom of a fully tuned one) embeds without the mean.
+    let bottom = try TextEncoder(tokenizer: encoder.tokenizer, model: encoder.model.keepingBottomLayers(0))
+    let frozen = try EmbeddingProvider(encoder: bottom, cache: nil, maxWindows: 1).embed(["hello world"])
+    XCTAssertNil(frozen.first?.lowerLayerMean)
+    let chunked = try EmbeddingProvider(encoder: bottom, cache: nil, maxWindows: 1).embedChunks(
+      [String(repeating: "hello world ", count: 200)], chunking: DetectorConfiguration.Chunking())
+    XCTAssertFalse(try XCTUnwrap(chunked.first).isEmpty)
   }
 }
