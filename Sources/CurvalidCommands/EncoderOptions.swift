@@ -21,6 +21,16 @@ enum EncoderOptions {
   /// - Throws: `CommandError.usage` for a value outside 1…64.
   @discardableResult
   static func applyThreads(_ arguments: Arguments) throws(CommandError) -> Int {
+    let threads = try threads(arguments)
+    BLAS.threadCount = threads
+    return threads
+  }
+
+  /// The thread count `--threads` asks for, else `CURVALID_THREADS`, else `configured` (a config
+  /// file's, already checked), else 2 (or the number of processors, if fewer).
+  ///
+  /// - Throws: `CommandError.usage` for a value outside 1…64.
+  static func threads(_ arguments: Arguments, configured: Int? = nil) throws(CommandError) -> Int {
     let fallback: Int
     if let text = ProcessInfo.processInfo.environment["CURVALID_THREADS"], !text.isEmpty {
       guard let value = Int(text), (1...64).contains(value) else {
@@ -28,11 +38,9 @@ enum EncoderOptions {
       }
       fallback = value
     } else {
-      fallback = min(2, ProcessInfo.processInfo.activeProcessorCount)
+      fallback = configured ?? min(2, ProcessInfo.processInfo.activeProcessorCount)
     }
-    let threads = try arguments.integer("threads", default: fallback, in: 1...64)
-    BLAS.threadCount = threads
-    return threads
+    return try arguments.integer("threads", default: fallback, in: 1...64)
   }
 
   /// Loads the text encoder named by `--encoder`, or the verified default encoder.

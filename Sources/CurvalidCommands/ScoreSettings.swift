@@ -57,20 +57,10 @@ struct ScoreSettings: Equatable {
       threshold = try ModelLoading.threshold(
         file?.threshold.map { "\($0)" }, source: "\(fileLabel) threshold")
     }
-    var fallbackThreads = min(2, ProcessInfo.processInfo.activeProcessorCount)
-    if let value = file?.threads {
-      guard (1...64).contains(value) else {
-        throw .usage("\(fileLabel) threads must be an integer from 1 to 64, got '\(value)'")
-      }
-      fallbackThreads = value
+    if let value = file?.threads, !(1...64).contains(value) {
+      throw .usage("\(fileLabel) threads must be an integer from 1 to 64, got '\(value)'")
     }
-    if let text = variable("CURVALID_THREADS") {
-      guard let value = Int(text), (1...64).contains(value) else {
-        throw .usage("CURVALID_THREADS must be an integer from 1 to 64, got '\(text)'")
-      }
-      fallbackThreads = value
-    }
-    threads = try arguments.integer("threads", default: fallbackThreads, in: 1...64)
+    threads = try EncoderOptions.threads(arguments, configured: file?.threads)
     trustedRolesFromOption = arguments.value("trusted-roles") != nil
     trustedRoles =
       arguments.value("trusted-roles") ?? variable("CURVALID_TRUSTED_ROLES")
