@@ -226,6 +226,13 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
     /// be one). Measured and off by default: it lowers the benign FPR on long texts a little and
     /// costs more attacks than it saves (docs/evaluation.md, "Chunk scoring").
     public var benignChunksInTraining: Bool = false
+    /// When positive, the opening of every attack training prompt longer than this many word
+    /// pieces (its first `attackOpeningsInTraining` pieces, encoded alone as
+    /// `[CLS] opening [SEP]`) joins the classifier's training rows as one more attack example, so
+    /// that a jailbreak's set-up is known as an attack at the length of a short prompt, not only
+    /// inside a long template. `0` (the default) adds nothing. Measured and off by default
+    /// (docs/evaluation.md, "Attack openings in training").
+    public var attackOpeningsInTraining: Int = 0
     /// How the threshold accounts for chunks: `joint` (one threshold on the larger of the whole
     /// and chunk scores of the calibration prompts) or `separate` (the threshold from the
     /// calibration prompts' whole scores alone, and a chunk threshold `t_c` from the largest chunk
@@ -266,7 +273,7 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
       case length, stride, benignChunksInTraining, calibration, segments, maxSegments
-      case segmentFalsePositiveRate
+      case segmentFalsePositiveRate, attackOpeningsInTraining
     }
 
     /// Encodes the settings; the segment fields are written only when they differ from their
@@ -282,6 +289,9 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
       if everyField || segments { try container.encode(segments, forKey: .segments) }
       if everyField || maxSegments != 64 { try container.encode(maxSegments, forKey: .maxSegments) }
       try container.encodeIfPresent(segmentFalsePositiveRate, forKey: .segmentFalsePositiveRate)
+      if everyField || attackOpeningsInTraining != 0 {
+        try container.encode(attackOpeningsInTraining, forKey: .attackOpeningsInTraining)
+      }
     }
 
     /// Decodes stored settings; a missing field takes its default.
@@ -297,6 +307,9 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
       segments = try container.decodeIfPresent(Bool.self, forKey: .segments) ?? defaults.segments
       maxSegments = try container.decodeIfPresent(Int.self, forKey: .maxSegments) ?? defaults.maxSegments
       segmentFalsePositiveRate = try container.decodeIfPresent(Double.self, forKey: .segmentFalsePositiveRate)
+      attackOpeningsInTraining =
+        try container.decodeIfPresent(Int.self, forKey: .attackOpeningsInTraining)
+        ?? defaults.attackOpeningsInTraining
     }
 
     /// Where the chunks of a prompt of `pieces` word pieces start: `0, stride, 2·stride, …` while
@@ -650,6 +663,10 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
         "chunking.calibration: joint, separate or shared")
       try require(
         chunking.maxSegments >= 2 && chunking.maxSegments <= 1024, "chunking.maxSegments must lie in 2…1024")
+      try require(
+        chunking.attackOpeningsInTraining == 0
+          || (chunking.attackOpeningsInTraining >= 8 && chunking.attackOpeningsInTraining <= 510),
+        "chunking.attackOpeningsInTraining must be 0 (off) or lie in 8…510 word pieces")
       if let rate = chunking.segmentFalsePositiveRate {
         try require(rate > 0 && rate < 1, "chunking.segmentFalsePositiveRate in (0, 1)")
       }

@@ -197,6 +197,18 @@ public enum DetectorTraining {
         storage: trainFeatures.storage + chunkRows.storage)
       trainLabels += Array(repeating: 0, count: chunkRows.rows)
     }
+    if let chunking = configuration.chunking, chunking.attackOpeningsInTraining > 0 {
+      let attacks = train.filter(isPositive).map { records[$0].text }
+      let openingRows = try partFeatures(
+        attacks,
+        inputs: attacks.map { rowsProvider.openingInputs($0, length: chunking.attackOpeningsInTraining) },
+        title: "attack openings", model: unfitted, blocks: blocks, networks: pair, fusedBlock: fusedBlock,
+        embeddings: rowsProvider, progress: progress)
+      trainFeatures = Matrix(
+        rows: trainFeatures.rows + openingRows.rows, columns: trainFeatures.columns,
+        storage: trainFeatures.storage + openingRows.storage)
+      trainLabels += Array(repeating: 1, count: openingRows.rows)
+    }
     let (mean, deviation) = columnStatistics(trainFeatures)
 
     // 5. Classifier.
@@ -395,28 +407,54 @@ public enum DetectorTraining {
     blocks: [any FeatureBlock],
     networks: NetworkPair, fusedBlock: Int?, embeddings: EmbeddingProvider, progress: ProgressReporter?
   ) throws(DetectionError) -> Matrix {
+    try partFeatures(
+      texts, inputs: texts.map { embeddings.chunkInputs($0, chunking: chunking) },
+      title: "benign training chunks",
+      model: model, blocks: blocks, networks: networks, fusedBlock: fusedBlock, embeddings: embeddings,
+      progress: progress)
+  }
+
+  /// The classifier's input rows of parts of prompts, each encoded alone (chunks, openings):
+  /// `[parts, classifierWidth]`, unstandardized, in the order of `texts` and then of their parts.
+  ///
+  /// - Parameters:
+  ///   - texts: The prompts the parts come from (their digests key the cached parts).
+  ///   - inputs: Each prompt's parts as `[CLS] … [SEP]` id sequences with their start (cut by
+  ///     `chunkInputs` or `openingInputs`); a prompt without parts adds no row.
+  ///   - title: The progress reporter's name for the stage.
+  ///   - model: The model whose feature network and blocks extract raw rows.
+  ///   - blocks: The fitted blocks, in `model`'s order.
+  /// - Throws: `DetectionError` from the encoder, the cache or a block.
+  static func partFeatures(
+    _ texts: [String], inputs: [[(start: Int, ids: [Int])]], title: String, model: ScoringModel,
+    blocks: [any FeatureBlock],
+    networks: NetworkPair, fusedBlock: Int?, embeddings: EmbeddingProvider, progress: ProgressReporter?
+  ) throws(DetectionError) -> Matrix {
     let width = ScoringModel.classifierWidth(blocks, fusedBlock: fusedBlock)
     var storage: [Float] = []
-    progress?.begin("benign training chunks", total: texts.count)
+    progress?.begin(title, total: texts.count)
     var start = 0
     while start < texts.count {
       let end = min(start + chunkSize, texts.count)
-      let chunks = try embeddings.embedChunks(Array(texts[start..<end]), chunking: chunking).flatMap { $0 }
+      let parts = try embeddings.embedChunks(Array(texts[start..<end]), inputs: Array(inputs[start..<end]))
+        .flatMap { $0 }
       var position = 0
-      while position < chunks.count {
-        let stop = min(position + ScoringModel.chunksPerCall, chunks.count)
-        let (raw, _) = model.rawFeatures(Array(chunks[position..<stop]), networks: networks)
-        var parts: [Matrix] = []
-        for (block, rows) in zip(blocks, raw) { parts.append(try block.transform(rows, trainingRows: [])) }
+      while position < parts.count {
+        let stop = min(position + ScoringModel.chunksPerCall, parts.count)
+        let (raw, _) = model.rawFeatures(Array(parts[position..<stop]), networks: networks)
+        var transformed: [Matrix] = []
+        for (block, rows) in zip(blocks, raw) {
+          transformed.append(try block.transform(rows, trainingRows: []))
+        }
         storage +=
-          ScoringModel.concatenate(ScoringModel.classifierParts(parts, fusedBlock: fusedBlock)).storage
+          ScoringModel.concatenate(ScoringModel.classifierParts(transformed, fusedBlock: fusedBlock)).storage
         position = stop
       }
       start = end
       progress?.update(end)
     }
     progress?.finish()
-    progress?.note("benign training chunks: \(storage.count / max(width, 1)) rows")
+    progress?.note("\(title): \(storage.count / max(width, 1)) rows")
     return Matrix(rows: storage.count / max(width, 1), columns: width, storage: storage)
   }
 

@@ -43,6 +43,17 @@ extension EmbeddingProvider {
     return inputs
   }
 
+  /// The encoder input of a prompt's opening (`Chunking.attackOpeningsInTraining`): its first
+  /// `length` word pieces as `[CLS] opening [SEP]` (start 0), or none when the prompt has at most
+  /// `length` pieces (it is then its own opening). `length` is capped at the encoder's window.
+  package func openingInputs(_ text: String, length: Int) -> [(start: Int, ids: [Int])] {
+    let tokenizer = encoder.tokenizer
+    let pieces = tokenizer.pieceIDs(for: text)
+    let length = min(length, encoder.piecesPerWindow)
+    guard length > 0, pieces.count > length else { return [] }
+    return [(0, [tokenizer.classifierID] + pieces[0..<length] + [tokenizer.separatorID])]
+  }
+
   /// The encoder inputs of a prompt's segments (`DetectorConfiguration.Chunking.segments`,
   /// `PromptSegments`): one `[CLS] segment [SEP]` id sequence per segment, in order, each cut to
   /// `chunking.length` word pieces; none when the prompt has fewer than two segments or the
