@@ -55,9 +55,12 @@ extension WordPieceTokenizer {
   ///    Latin, become Latin;
   /// 3. leetspeak (`1gn0r3 4ll pr3v10u5 …`), when at least three words read as vocabulary words
   ///    once their digits are letters (`foldingLeetspeak`);
-  /// 4. words spelled out letter by letter (`I g n o r e`, `I.g.n.o.r.e`), when at least
+  /// 4. one letter or digit glued to the start or end of most words (`ÿIgnore ÿall ÿprevious`),
+  ///    which WordPiece reads as other pieces: dropped from the words it spoils
+  ///    (`strippingGluedFillers`);
+  /// 5. words spelled out letter by letter (`I g n o r e`, `I.g.n.o.r.e`), when at least
   ///    `spelledLettersNeeded` letters are (`joiningSpelledLetters`);
-  /// 5. words too long for WordPiece (`respacingLongWords`).
+  /// 6. words too long for WordPiece (`respacingLongWords`).
   ///
   /// The result is returned only when its word pieces differ from those of `text`. Only the
   /// detector's extra reading uses it (`EmbeddingProvider.chunkInputs`); `pieceIDs(for:)` keeps the
@@ -70,6 +73,7 @@ extension WordPieceTokenizer {
     reading = Self.foldingCompatibilityLetters(in: reading)
     reading = Self.foldingLookAlikes(in: reading)
     reading = foldingLeetspeak(in: reading)
+    reading = strippingGluedFillers(in: reading)
     reading = Self.joiningSpelledLetters(in: reading)
     reading = respacingLongWords(reading) ?? reading
     // Most prompts come back unchanged: no tokenization then.
@@ -174,6 +178,75 @@ extension WordPieceTokenizer {
     var output = scalars
     for word in mixed + digitsOnly { output.replaceSubrange(word.range, with: word.folded) }
     return String(String.UnicodeScalarView(output))
+  }
+
+  /// The fewest words a glued filler must spoil before `strippingGluedFillers` drops it.
+  static let gluedWordsNeeded = 4
+
+  /// `text` with a glued filler dropped: one scalar (a letter or digit, of any script) written at
+  /// the start, or at the end, of words so that WordPiece no longer reads them (`ÿIgnore ÿall
+  /// ÿprevious …` reads as `yi ##gno ##re …`). A word is spoiled by filler `f` when it is a run of
+  /// letters and digits that starts (ends) with `f`, is not a vocabulary word in lower case, and
+  /// without `f` is a vocabulary word of at least three ASCII letters. The filler that spoils the
+  /// most words is dropped from those words when they number at least `gluedWordsNeeded` and at
+  /// least half of the text's words of three letters or more; a program's `pData, pNext, pHead`
+  /// among its other identifiers, or a name or two, stay as written.
+  package func strippingGluedFillers(in text: String) -> String {
+    let scalars = Array(text.unicodeScalars)
+    let isWordScalar = { (scalar: Unicode.Scalar) in
+      scalar.properties.isAlphabetic || scalar.properties.numericType != nil
+    }
+    var words: [Range<Int>] = []
+    var start: Int?
+    for (index, scalar) in scalars.enumerated() {
+      if isWordScalar(scalar) {
+        if start == nil { start = index }
+      } else if let first = start {
+        words.append(first..<index)
+        start = nil
+      }
+    }
+    if let first = start { words.append(first..<scalars.count) }
+    let longWords = words.filter { $0.count >= 3 }.count
+    guard longWords >= Self.gluedWordsNeeded else { return text }
+    func isVocabularyWord(_ word: ArraySlice<Unicode.Scalar>) -> Bool {
+      vocabulary.id(of: String(String.UnicodeScalarView(word)).lowercased()) != nil
+    }
+    // For each (filler, side): the spoiled words, as the position of the filler to drop.
+    struct Filler: Hashable {
+      let scalar: Unicode.Scalar
+      let atStart: Bool
+    }
+    var spoiled: [Filler: [Int]] = [:]
+    for word in words where word.count >= 4 {
+      let whole = scalars[word]
+      guard !isVocabularyWord(whole) else { continue }
+      for atStart in [true, false] {
+        let filler = atStart ? scalars[word.lowerBound] : scalars[word.upperBound - 1]
+        let rest =
+          atStart
+          ? scalars[(word.lowerBound + 1)..<word.upperBound]
+          : scalars[word.lowerBound..<(word.upperBound - 1)]
+        guard rest.allSatisfy({ $0.isASCII && $0.properties.isAlphabetic }), isVocabularyWord(rest) else {
+          continue
+        }
+        spoiled[Filler(scalar: filler, atStart: atStart), default: []].append(
+          atStart ? word.lowerBound : word.upperBound - 1)
+      }
+    }
+    guard
+      // Ties go to the start, then to the smaller scalar: the same reading in every run
+      // (a dictionary's order is not).
+      let (_, positions) = spoiled.max(by: {
+        ($0.value.count, $0.key.atStart ? 1 : 0, $1.key.scalar.value)
+          < ($1.value.count, $1.key.atStart ? 1 : 0, $0.key.scalar.value)
+      }),
+      positions.count >= Self.gluedWordsNeeded, 2 * positions.count >= longWords
+    else { return text }
+    let dropped = Set(positions)
+    var output = String.UnicodeScalarView()
+    for (index, scalar) in scalars.enumerated() where !dropped.contains(index) { output.append(scalar) }
+    return String(output)
   }
 
   /// `text` with the look-alike letters of every word that also has Latin letters made Latin, and

@@ -196,9 +196,11 @@ final class ShippedModelTests: XCTestCase {
         $0.compactMap { toCodeWord[$0] }.joined(separator: " ")
       }
       .joined(separator: " / ")
+    // A letter glued to the start of every word (as PromptInject's `ÿ` separators are).
+    let glued = attack.split(separator: " ").map { "\u{FF}" + $0 }.joined(separator: " ")
     let disguised = [
       fullWidth, cyrillic, leet, enclosed(0x1F1E6), enclosed(0x1F170), small, raised, spaced, dotted, base64,
-      backward, rot13, hex, morse, base32, codes, caesar, atbash, binary, braille, nato,
+      backward, rot13, hex, morse, base32, codes, caesar, atbash, binary, braille, nato, glued,
     ]
     let decisions = try shipped.score(disguised + [russian, flags], explain: false).map { try $0.get() }
     XCTAssertEqual(
