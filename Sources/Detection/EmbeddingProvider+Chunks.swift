@@ -46,12 +46,12 @@ extension EmbeddingProvider {
   /// The encoder input of a prompt's opening (`Chunking.attackOpeningsInTraining`): its first
   /// `length` word pieces as `[CLS] opening [SEP]` (start 0), or none when the prompt has at most
   /// `length` pieces (it is then its own opening). `length` is capped at the encoder's window.
+  /// It is the first chunk that chunks of `length` pieces would cut, without a reading.
   package func openingInputs(_ text: String, length: Int) -> [(start: Int, ids: [Int])] {
-    let tokenizer = encoder.tokenizer
-    let pieces = tokenizer.pieceIDs(for: text)
-    let length = min(length, encoder.piecesPerWindow)
-    guard length > 0, pieces.count > length else { return [] }
-    return [(0, [tokenizer.classifierID] + pieces[0..<length] + [tokenizer.separatorID])]
+    var opening = DetectorConfiguration.Chunking()
+    opening.length = length
+    opening.stride = length
+    return Array(chunkInputs(text, reading: nil, chunking: opening).prefix(1))
   }
 
   /// The encoder inputs of a prompt's segments (`DetectorConfiguration.Chunking.segments`,
