@@ -86,6 +86,15 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
     /// older bundles) or 1: one classifier, tensors `classifier.*`; with `m ≥ 2` member `i`'s
     /// tensors are `classifier.member<i>.*`.
     public var members: Int?
+    /// Family balance within the attack class: each attack training row weighs `n_f^-p` with `n_f`
+    /// the training attacks of its family, scaled so the attack rows' mean weight stays 1 (the
+    /// class balance is unchanged); `0.5` is `1/√n`, `1` makes every family weigh the same. `nil`
+    /// (absent in older bundles) or 0: every attack row weighs the same.
+    public var familyBalance: Double?
+    /// The same within the benign class, by benign family (source): each benign prompt's row
+    /// weighs `n_f^-p`, scaled so those rows' mean weight stays 1 (rows of benign chunks weigh 1).
+    /// `nil` (absent in older bundles) or 0: every benign row weighs the same.
+    public var benignBalance: Double?
 
     /// The default classifier.
     public init() {}
@@ -502,6 +511,8 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
     // One classifier is stored as no `members` field, so `--set classifier.members=1` gives the
     // configuration (and the bundle bytes) of one trained before the field existed.
     if updated.classifier.members == 1 { updated.classifier.members = nil }
+    if updated.classifier.familyBalance == 0 { updated.classifier.familyBalance = nil }
+    if updated.classifier.benignBalance == 0 { updated.classifier.benignBalance = nil }
     self = updated
   }
 
@@ -549,6 +560,7 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
   /// Optional fields, which stored JSON leaves out while they are `nil`: overrides may still set them.
   static let optionalKeys: Set<String> = [
     "classifier.fuse", "classifier.fuseRule", "classifier.fuseFalsePositiveRate", "classifier.members",
+    "classifier.familyBalance", "classifier.benignBalance",
     "chunking.segmentFalsePositiveRate",
   ]
 
@@ -624,6 +636,12 @@ public struct DetectorConfiguration: Codable, Sendable, Equatable {
     try require(classifier.l2 >= 0 && classifier.learningRate > 0, "classifier l2 ≥ 0, learningRate > 0")
     try require(classifier.epochs >= 1 && classifier.batchSize >= 1, "classifier epochs and batchSize ≥ 1")
     try require((1...16).contains(classifier.memberCount), "classifier.members in 1…16")
+    if let balance = classifier.familyBalance {
+      try require(balance >= 0 && balance <= 1, "classifier.familyBalance in [0, 1]")
+    }
+    if let balance = classifier.benignBalance {
+      try require(balance >= 0 && balance <= 1, "classifier.benignBalance in [0, 1]")
+    }
     if let fuse = classifier.fuse {
       try require(features.contains(fuse), "classifier.fuse '\(fuse)' is not one of the features")
       try require(features.count >= 2, "classifier.fuse needs another feature block for the classifier")

@@ -188,6 +188,10 @@ public enum DetectorTraining {
     var trainFeatures = ScoringModel.concatenate(
       ScoringModel.classifierParts(trainParts, fusedBlock: fusedBlock))
     var trainLabels = train.map { isPositive($0) ? 1 : 0 }
+    // The family of each attack row and of each benign prompt's row (nil otherwise), for
+    // `classifier.familyBalance` and `classifier.benignBalance`.
+    var trainFamilies: [String?] = train.map { isPositive($0) ? records[$0].family : nil }
+    var benignFamilies: [String?] = train.map { isPositive($0) ? nil : records[$0].family }
     if let chunking = configuration.chunking, chunking.benignChunksInTraining {
       let chunkRows = try benignChunkFeatures(
         trainBenign.map { records[$0].text }, chunking: chunking, model: unfitted, blocks: blocks,
@@ -196,18 +200,26 @@ public enum DetectorTraining {
         rows: trainFeatures.rows + chunkRows.rows, columns: trainFeatures.columns,
         storage: trainFeatures.storage + chunkRows.storage)
       trainLabels += Array(repeating: 0, count: chunkRows.rows)
+      trainFamilies += Array(repeating: nil, count: chunkRows.rows)
+      benignFamilies += Array(repeating: nil, count: chunkRows.rows)
     }
     if let chunking = configuration.chunking, chunking.attackOpeningsInTraining > 0 {
-      let attacks = train.filter(isPositive).map { records[$0].text }
+      let attackIndices = train.filter(isPositive)
+      let attacks = attackIndices.map { records[$0].text }
+      let openings = attacks.map { rowsProvider.openingInputs($0, length: chunking.attackOpeningsInTraining) }
       let openingRows = try partFeatures(
         attacks,
-        inputs: attacks.map { rowsProvider.openingInputs($0, length: chunking.attackOpeningsInTraining) },
+        inputs: openings,
         title: "attack openings", model: unfitted, blocks: blocks, networks: pair, fusedBlock: fusedBlock,
         embeddings: rowsProvider, progress: progress)
       trainFeatures = Matrix(
         rows: trainFeatures.rows + openingRows.rows, columns: trainFeatures.columns,
         storage: trainFeatures.storage + openingRows.storage)
       trainLabels += Array(repeating: 1, count: openingRows.rows)
+      for (index, parts) in zip(attackIndices, openings) {
+        trainFamilies += Array(repeating: records[index].family, count: parts.count)
+        benignFamilies += Array(repeating: nil, count: parts.count)
+      }
     }
     let (mean, deviation) = columnStatistics(trainFeatures)
 
@@ -216,6 +228,8 @@ public enum DetectorTraining {
     let classifier = try trainClassifier(
       train: ScoringModel.standardize(trainFeatures, mean: mean, deviation: deviation),
       trainLabels: trainLabels,
+      sampleWeights: rowWeights(
+        attackFamilies: trainFamilies, benignFamilies: benignFamilies, settings: configuration.classifier),
       validation: ScoringModel.standardize(
         ScoringModel.concatenate(ScoringModel.classifierParts(stoppingParts, fusedBlock: fusedBlock)),
         mean: mean,
@@ -512,19 +526,45 @@ public enum DetectorTraining {
     return (mean.map { Float($0) }, deviation.map { max($0, 1e-6) })
   }
 
-  /// Trains the classifier with class balancing and early stopping; with `settings.members = m ≥ 2`,
-  /// `m` members one after another, each from the next draws of `random` (the first draws what a
-  /// single classifier would).
+  /// Per-row loss weights for `classifier.familyBalance`: a row of family `f` (a non-nil entry)
+  /// weighs `n_f^-exponent`, with `n_f` the rows of `f`, scaled so that these rows' mean weight is
+  /// 1; rows without a family (benign) weigh 1. `[rows]`.
+  static func familyWeights(families: [String?], exponent: Double) -> [Float] {
+    var counts: [String: Int] = [:]
+    for case let family? in families { counts[family, default: 0] += 1 }
+    let raw = families.map { family in family.map { pow(Double(counts[$0] ?? 1), -exponent) } }
+    let familyRows = raw.compactMap { $0 }
+    guard !familyRows.isEmpty else { return Array(repeating: 1, count: families.count) }
+    let mean = familyRows.reduce(0, +) / Double(familyRows.count)
+    return raw.map { weight in weight.map { Float($0 / mean) } ?? 1 }
+  }
+
+  /// The classifier's per-row loss weights `[rows]` under `familyBalance` (attack rows, by
+  /// `attackFamilies`) and `benignBalance` (benign prompts' rows, by `benignFamilies`), each from
+  /// `familyWeights`; rows without a family in either list (chunks, openings on the benign side)
+  /// weigh 1. `nil` when both settings are off.
+  static func rowWeights(
+    attackFamilies: [String?], benignFamilies: [String?], settings: DetectorConfiguration.Classifier
+  ) -> [Float]? {
+    guard settings.familyBalance != nil || settings.benignBalance != nil else { return nil }
+    let attack = familyWeights(families: attackFamilies, exponent: settings.familyBalance ?? 0)
+    let benign = familyWeights(families: benignFamilies, exponent: settings.benignBalance ?? 0)
+    return zip(attack, benign).map { $0 * $1 }
+  }
+
+  /// Trains the classifier with class balancing (and, given `sampleWeights` (`[rows]`), weighted
+  /// rows) and early stopping; with `settings.members = m ≥ 2`, `m` members one after another, each
+  /// from the next draws of `random` (the first draws what a single classifier would).
   static func trainClassifier(
-    train: Matrix, trainLabels: [Int], validation: Matrix, validationLabels: [Int],
-    settings: DetectorConfiguration.Classifier, random: inout NetworkRandom
+    train: Matrix, trainLabels: [Int], sampleWeights: [Float]? = nil, validation: Matrix,
+    validationLabels: [Int], settings: DetectorConfiguration.Classifier, random: inout NetworkRandom
   ) throws(DetectionError) -> ClassifierModel {
     var tensors: [NamedTensor] = []
     for prefix in ClassifierModel.memberPrefixes(settings) {
       let network = ClassifierModel.member(
         settings, inputWidth: train.columns, prefix: prefix, random: &random)
       try fitClassifier(
-        network, train: train, trainLabels: trainLabels, validation: validation,
+        network, train: train, trainLabels: trainLabels, sampleWeights: sampleWeights, validation: validation,
         validationLabels: validationLabels, settings: settings, random: &random)
       tensors += network.exportTensors()
     }
@@ -533,8 +573,8 @@ public enum DetectorTraining {
 
   /// Fits one classifier network in place.
   private static func fitClassifier(
-    _ network: Sequential, train: Matrix, trainLabels: [Int], validation: Matrix, validationLabels: [Int],
-    settings: DetectorConfiguration.Classifier, random: inout NetworkRandom
+    _ network: Sequential, train: Matrix, trainLabels: [Int], sampleWeights: [Float]?, validation: Matrix,
+    validationLabels: [Int], settings: DetectorConfiguration.Classifier, random: inout NetworkRandom
   ) throws(DetectionError) {
     let optimizer = Adam(parameters: network.parameters, learningRate: settings.learningRate, l2: settings.l2)
     let positives = Float(trainLabels.reduce(0, +))
@@ -549,6 +589,7 @@ public enum DetectorTraining {
         validation: hasValidation ? (Tensor(validation), validationLabels) : nil,
         configuration: TrainingConfiguration(
           epochs: settings.epochs, batchSize: settings.batchSize, classWeights: weights,
+          sampleWeights: sampleWeights,
           patience: hasValidation ? settings.patience : nil),
         random: &random)
     } catch {

@@ -6,6 +6,9 @@ public struct TrainingConfiguration: Sendable {
   public var batchSize: Int
   /// `[classes]` weights of the training loss (Keras `class_weight`), or `nil`.
   public var classWeights: [Float]?
+  /// `[samples]` weights of the training loss, one per training sample (multiplied with the
+  /// class weight, Keras `sample_weight`), or `nil`. The validation loss stays unweighted.
+  public var sampleWeights: [Float]?
   /// Early-stopping patience on the validation loss (needs validation data), or `nil` for none.
   public var patience: Int?
   /// Minimum validation-loss decrease that counts as an improvement.
@@ -13,12 +16,13 @@ public struct TrainingConfiguration: Sendable {
 
   /// Creates a configuration.
   public init(
-    epochs: Int, batchSize: Int, classWeights: [Float]? = nil, patience: Int? = nil,
-    minimumDelta: Float = 0
+    epochs: Int, batchSize: Int, classWeights: [Float]? = nil, sampleWeights: [Float]? = nil,
+    patience: Int? = nil, minimumDelta: Float = 0
   ) {
     self.epochs = epochs
     self.batchSize = batchSize
     self.classWeights = classWeights
+    self.sampleWeights = sampleWeights
     self.patience = patience
     self.minimumDelta = minimumDelta
   }
@@ -46,7 +50,7 @@ public enum Trainer {
   ///   - inputs: `[samples, …]` training inputs.
   ///   - labels: `[samples]` class indices.
   ///   - validation: Held-out inputs and labels for the validation loss and early stopping.
-  ///   - configuration: Epochs, batch size, class weights, patience.
+  ///   - configuration: Epochs, batch size, class and sample weights, patience.
   ///   - random: Generator for the per-epoch shuffles.
   /// - Returns: One record per epoch run.
   /// - Throws: `NetworkError.invalidInput` for inconsistent data or settings.
@@ -65,6 +69,12 @@ public enum Trainer {
     if configuration.patience != nil, validation == nil {
       throw NetworkError(.invalidInput, "early stopping needs validation data")
     }
+    if let weights = configuration.sampleWeights {
+      guard weights.count == samples, weights.allSatisfy({ $0.isFinite && $0 >= 0 }) else {
+        throw NetworkError(
+          .invalidInput, "\(weights.count) sample weights for \(samples) samples (each finite and ≥ 0)")
+      }
+    }
     var stopping = configuration.patience.map {
       EarlyStopping(patience: $0, minimumDelta: configuration.minimumDelta)
     }
@@ -80,7 +90,8 @@ public enum Trainer {
         start += configuration.batchSize
         let logits = network.forward(inputs.items(indices), training: true)
         let result = try softmaxCrossEntropy(
-          logits: logits, labels: indices.map { labels[$0] }, classWeights: configuration.classWeights)
+          logits: logits, labels: indices.map { labels[$0] }, classWeights: configuration.classWeights,
+          sampleWeights: configuration.sampleWeights.map { weights in indices.map { weights[$0] } })
         network.backward(result.gradient)
         optimizer.step()
         lossSum += Double(result.loss)

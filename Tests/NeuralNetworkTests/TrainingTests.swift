@@ -262,6 +262,42 @@ final class TrainingTests: XCTestCase {
     XCTAssertEqual(target.exportTensors(), tensors)
   }
 
+  func testSampleWeightsSetTheOddsOfContradictoryLabels() throws {
+    // One input, labelled 0 once and 1 once: the weighted loss is minimised where the softmax
+    // probability of class 1 is w₁ / (w₀ + w₁), so the trained bias pair says 3:1 either way round.
+    let inputs = Tensor(shape: [2, 1], storage: [1, 1])
+    let labels = [0, 1]
+    for (weights, expected) in [([Float(1), 3], Float(0.75)), ([3, 1], 0.25), ([1, 1], 0.5)] {
+      var random = NetworkRandom(seed: 4)
+      let network = Sequential([Dense(name: "fc", inputFeatures: 1, outputFeatures: 2, random: &random)])
+      let adam = Adam(parameters: network.parameters, learningRate: 0.05)
+      _ = try Trainer.fit(
+        network: network, optimizer: adam, inputs: inputs, labels: labels,
+        configuration: TrainingConfiguration(epochs: 2000, batchSize: 2, sampleWeights: weights),
+        random: &random)
+      let logits = Trainer.predict(
+        network: network, inputs: Tensor(shape: [1, 1], storage: [1]), batchSize: 1)
+      let probability = 1 / (1 + exp(logits.storage[0] - logits.storage[1]))
+      XCTAssertEqual(probability, expected, accuracy: 0.01, "weights \(weights)")
+    }
+  }
+
+  func testSampleWeightsOfTheWrongCountOrSignAreRefused() {
+    let inputs = Tensor(shape: [2, 1], storage: [0, 1])
+    for weights in [[Float(1)], [1, -1], [1, .nan]] {
+      var random = NetworkRandom(seed: 4)
+      let network = Sequential([Dense(name: "fc", inputFeatures: 1, outputFeatures: 2, random: &random)])
+      XCTAssertThrowsError(
+        try Trainer.fit(
+          network: network, optimizer: Adam(parameters: network.parameters, learningRate: 0.1),
+          inputs: inputs,
+          labels: [0, 1],
+          configuration: TrainingConfiguration(epochs: 1, batchSize: 2, sampleWeights: weights),
+          random: &random)
+      ) { XCTAssertEqual(($0 as? NetworkError)?.code, .invalidInput, "\(weights)") }
+    }
+  }
+
   func testEarlyStoppingRestoresTheBestWeights() throws {
     var random = NetworkRandom(seed: 1)
     let dense = Dense(name: "fc", inputFeatures: 1, outputFeatures: 1, random: &random)
