@@ -89,6 +89,7 @@ final class BatchRecordReader {
   private let format: BatchInputFormat
   private let fieldNames: [String]
   private let trustedRoles: Set<String>?
+  private let maxPromptScalars: Int
   private var lineNumber = 0
   /// The CSV header, once read.
   private(set) var header: [String] = []
@@ -102,15 +103,19 @@ final class BatchRecordReader {
   ///   - fieldNames: Candidate prompt field names, first match wins.
   ///   - trustedRoles: For JSONL input, the roles (lower case) whose messages a `messages` record
   ///     does not judge; `nil` reads no conversations (a `messages` field is then an ordinary one).
+  ///   - maxPromptScalars: The longest prompt, and the longest judged message, in Unicode scalars;
+  ///     a longer one makes its record a `prompt_too_long` error, as `serve` answers it.
   /// - Throws: `CommandError.failure` when the input cannot be read or a CSV header has no prompt
   ///   column.
   init(
-    descriptor: Int32, format: BatchInputFormat, fieldNames: [String], trustedRoles: Set<String>? = nil
+    descriptor: Int32, format: BatchInputFormat, fieldNames: [String], trustedRoles: Set<String>? = nil,
+    maxPromptScalars: Int = .max
   ) throws(CommandError) {
     lines = LineReader(descriptor: descriptor)
     self.format = format
     self.fieldNames = fieldNames
     self.trustedRoles = format == .jsonl ? trustedRoles : nil
+    self.maxPromptScalars = maxPromptScalars
     if format == .csv, let (_, bytes) = try nextCSVRecordBytes() {
       guard let text = String(validating: bytes, as: UTF8.self) else {
         throw .failure("the CSV header is not valid UTF-8")
@@ -133,6 +138,17 @@ final class BatchRecordReader {
   ///
   /// - Throws: `CommandError.failure` when reading fails.
   func next() throws(CommandError) -> BatchRecord? {
+    guard let record = try nextRecord() else { return nil }
+    guard case .success(.prompt(let prompt)) = record.input, prompt.unicodeScalars.count > maxPromptScalars
+    else { return record }
+    let error = BatchRecordError(
+      code: ReplyError.Code.promptTooLong.rawValue,
+      message: "the prompt is longer than \(maxPromptScalars) characters")
+    return BatchRecord(line: record.line, input: .failure(error), fields: record.fields)
+  }
+
+  /// The next record as read, before the prompt limit.
+  private func nextRecord() throws(CommandError) -> BatchRecord? {
     switch format {
     case .text:
       guard var bytes = try lines.nextLine() else { return nil }
@@ -195,7 +211,9 @@ final class BatchRecordReader {
           fields: fields)
       }
       return BatchRecord(
-        line: line, input: Self.conversation(messages, trustedRoles: trustedRoles), fields: fields)
+        line: line,
+        input: Self.conversation(messages, trustedRoles: trustedRoles, maxPromptScalars: maxPromptScalars),
+        fields: fields)
     }
     guard let name else {
       let names = fieldNames.map { "'\($0)'" }.joined(separator: " or ")
@@ -213,12 +231,15 @@ final class BatchRecordReader {
   }
 
   /// The messages to judge in a record's `messages` value (raw JSON text), chosen by the service's
-  /// own rules (`WireProtocol.readMessages`, docs/protocol.md "Score a conversation") with no
-  /// length limit (batch prompts have none either).
+  /// own rules (`WireProtocol.readMessages`, docs/protocol.md "Score a conversation"), each judged
+  /// message at most `maxPromptScalars` Unicode scalars long.
   ///
   /// - Returns: The judged messages, or the service's error code and message: `wrong_type`,
-  ///   `too_many_messages`, `missing_prompt` (nothing to judge), `invalid_json` (nested too deep).
-  static func conversation(_ raw: String, trustedRoles: Set<String>) -> Result<BatchInput, BatchRecordError> {
+  ///   `too_many_messages`, `prompt_too_long`, `missing_prompt` (nothing to judge), `invalid_json`
+  ///   (nested too deep).
+  static func conversation(
+    _ raw: String, trustedRoles: Set<String>, maxPromptScalars: Int = .max
+  ) -> Result<BatchInput, BatchRecordError> {
     let value: JSONValue
     do {
       value = try JSONValue.parse(Array(raw.utf8)[...])
@@ -226,7 +247,8 @@ final class BatchRecordReader {
       return .failure(BatchRecordError(code: ReplyError.Code.invalidJSON.rawValue, message: error.message))
     }
     do {
-      let judged = try WireProtocol.readMessages(value, maxPromptScalars: .max, trustedRoles: trustedRoles)
+      let judged = try WireProtocol.readMessages(
+        value, maxPromptScalars: maxPromptScalars, trustedRoles: trustedRoles)
       return .success(.conversation(judged))
     } catch {
       return .failure(BatchRecordError(code: error.code.rawValue, message: error.message))

@@ -18,7 +18,7 @@ import Serving
 enum BatchScoring {
   /// Options that only batch mode takes.
   static let options: Set<String> = [
-    "input", "output", "format", "output-format", "field", "batch", "trusted-roles",
+    "input", "output", "format", "output-format", "field", "batch", "trusted-roles", "max-prompt-chars",
   ]
   /// Flags that only batch mode takes.
   static let flags: Set<String> = ["resume"]
@@ -60,7 +60,8 @@ enum BatchScoring {
     defer { if outputPath != nil { close(outputDescriptor) } }
 
     let reader = try BatchRecordReader(
-      descriptor: inputDescriptor, format: inputFormat, fieldNames: fieldNames, trustedRoles: trustedRoles)
+      descriptor: inputDescriptor, format: inputFormat, fieldNames: fieldNames, trustedRoles: trustedRoles,
+      maxPromptScalars: settings.maxPromptChars ?? .max)
     let extraColumns =
       inputFormat == .csv
       ? reader.header.filter { !BatchRecordReader.replyFields.contains($0) } : [reader.promptFieldName]

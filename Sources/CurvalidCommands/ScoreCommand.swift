@@ -18,7 +18,8 @@ enum ScoreCommand {
     Without TEXT, scores many prompts (batch mode): JSONL (one object per line, the prompt in
     --field; other fields are copied to the reply), CSV (header row, the prompt column named by
     --field) or plain text (one prompt per line). Each record gets one reply in input order, with
-    "line" (its input line); a bad record (invalid JSON or UTF-8, missing field, empty prompt)
+    "line" (its input line); a bad record (invalid JSON or UTF-8, missing field, empty prompt,
+    a prompt over --max-prompt-chars)
     becomes {"line":N,"error":{"code":…,"message":…}} and the run goes on. Records are read,
     scored and written in micro-batches, flushing after each. A summary goes to standard error
     (and a progress bar when it is a terminal). Exit status: 0 when every record was scored, 1
@@ -31,7 +32,7 @@ enum ScoreCommand {
     "score", "threshold" and "model", and "messages" (per judged message "index", "role" and a
     prompt reply's fields); a CSV row sums "tokens". Errors: wrong_type (a malformed message, or
     both a prompt field and "messages"), missing_prompt (no message to judge), too_many_messages
-    (over 64 judged). Summary counts and the exit status count a conversation as one record.
+    (over 64 judged), prompt_too_long (a judged message over --max-prompt-chars). Summary counts and the exit status count a conversation as one record.
 
     options:
       --model BUNDLE  model bundle (default: $CURVALID_MODEL, else the config file's model, else
@@ -53,6 +54,10 @@ enum ScoreCommand {
       --trusted-roles LIST  JSONL messages records: roles whose messages are not judged (default:
                             $CURVALID_TRUSTED_ROLES, else the config file's trusted_roles, else
                             system,developer,assistant; none: judge every message), as in serve
+      --max-prompt-chars N  a prompt (or judged message) of more than N Unicode scalars becomes a
+                            prompt_too_long error record, as serve answers it (default:
+                            $CURVALID_MAX_PROMPT_CHARS, else the config file's max_prompt_chars,
+                            else no limit; 1 to 67108864)
       --batch N             micro-batch size (default 32)
       --resume              continue into an existing --output FILE: keep its complete records,
                             cut a partial last one, and skip that many input records

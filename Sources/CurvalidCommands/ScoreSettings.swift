@@ -1,8 +1,8 @@
 import Foundation
 
 /// The settings `curvalid score` shares with `serve`, so that one config file makes offline
-/// scoring decide as the service does: the model, the threshold, the encoder, the BLAS threads and
-/// the trusted roles of a conversation.
+/// scoring decide as the service does: the model, the threshold, the encoder, the BLAS threads,
+/// the trusted roles of a conversation and (batch mode) the longest prompt.
 ///
 /// Each is taken from its option, else its `CURVALID_*` variable (as `serve` names them; an empty
 /// one is unset), else the config file (`--config FILE`, else `$CURVALID_CONFIG`: `serve`'s JSON
@@ -21,6 +21,9 @@ struct ScoreSettings: Equatable {
   var trustedRoles: String?
   /// Whether `trustedRoles` came from the command line (an error with CSV or text input).
   var trustedRolesFromOption: Bool
+  /// Batch mode: the longest prompt (or judged message) in Unicode scalars, as `serve`'s
+  /// `max_prompt_chars` (`nil`: no limit).
+  var maxPromptChars: Int?
   /// The config file read, if any.
   var configFile: String?
 
@@ -30,8 +33,9 @@ struct ScoreSettings: Equatable {
   /// Help lines for `--config`.
   static let help = """
       --config FILE   serve's JSON config file (default: $CURVALID_CONFIG): score takes its
-                      model, threshold, encoder, threads and trusted_roles (options and
-                      CURVALID_* variables win over it) and ignores the service-only keys
+                      model, threshold, encoder, threads, trusted_roles and max_prompt_chars
+                      (options and CURVALID_* variables win over it) and ignores the
+                      service-only keys
     """
 
   /// Resolves the settings.
@@ -62,8 +66,30 @@ struct ScoreSettings: Equatable {
     }
     threads = try EncoderOptions.threads(arguments, configured: file?.threads)
     trustedRolesFromOption = arguments.value("trusted-roles") != nil
+    maxPromptChars = try Self.maxPromptChars(
+      [
+        ("--max-prompt-chars", arguments.value("max-prompt-chars")),
+        ("CURVALID_MAX_PROMPT_CHARS", variable("CURVALID_MAX_PROMPT_CHARS")),
+        ("\(fileLabel) max_prompt_chars", file?.maxPromptChars.map(String.init)),
+      ])
     trustedRoles =
       arguments.value("trusted-roles") ?? variable("CURVALID_TRUSTED_ROLES")
       ?? file?.trustedRoles.map { $0.list.isEmpty ? "none" : $0.list.joined(separator: ",") }
+  }
+
+  /// The largest prompt `serve` accepts as a limit (`max_prompt_chars`).
+  static let promptCharsRange = 1...(64 << 20)
+
+  /// The first layer that sets the prompt limit, checked against `promptCharsRange`.
+  private static func maxPromptChars(_ layers: [(name: String, text: String?)]) throws(CommandError) -> Int? {
+    guard let (name, text) = layers.first(where: { $0.text != nil }).map({ ($0.name, $0.text ?? "") }) else {
+      return nil
+    }
+    guard let value = Int(text), promptCharsRange.contains(value) else {
+      throw .usage(
+        "\(name) must be an integer from \(promptCharsRange.lowerBound) to \(promptCharsRange.upperBound), "
+          + "got '\(text)'")
+    }
+    return value
   }
 }

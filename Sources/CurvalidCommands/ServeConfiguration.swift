@@ -285,7 +285,9 @@ struct ServeConfiguration: Equatable {
     if let value = try integer("max-batch", 1...4_096) { server.maxBatchSize = value }
     if let value = try seconds("batch-wait-ms") { server.batchWaitMilliseconds = value }
     if let value = try integer("max-line-bytes", 1...(64 << 20)) { server.maxLineBytes = value }
-    if let value = try integer("max-prompt-chars", 1...(64 << 20)) { server.maxPromptScalars = value }
+    if let value = try integer("max-prompt-chars", ScoreSettings.promptCharsRange) {
+      server.maxPromptScalars = value
+    }
     if let text = lookup("trusted-roles") {
       server.trustedRoles = ServerConfiguration.trustedRoles(parsing: text)
     }

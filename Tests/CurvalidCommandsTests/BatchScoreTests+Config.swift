@@ -79,6 +79,79 @@ extension BatchScoreTests {
     XCTAssertTrue(refused.standardError.contains("no-such-model.safetensors"), refused.standardError)
   }
 
+  /// `--max-prompt-chars N` (else `$CURVALID_MAX_PROMPT_CHARS`, else the config file's
+  /// `max_prompt_chars`): a longer prompt, or judged message, is a `prompt_too_long` record, as
+  /// `serve` answers it, and the run goes on.
+  func testPromptLimitMakesLongRecordsErrorsAndTheRunGoesOn() throws {
+    let long = String(repeating: "word ", count: 20)  // 100 scalars
+    let lines = [
+      #"{"id":1,"text":"a short question about the weather"}"#,
+      #"{"id":2,"text":"\#(long)"}"#,
+      #"{"id":3,"messages":[{"role":"user","content":"hi"},{"role":"tool","content":"\#(long)"}]}"#,
+      #"{"id":4,"messages":[{"role":"system","content":"\#(long)"},{"role":"user","content":"hi"}]}"#,
+    ]
+    let input = Data((lines.joined(separator: "\n") + "\n").utf8)
+    func codes(_ arguments: [String], environment: [String: String] = [:]) throws -> (Int32, [String]) {
+      let result = try score(arguments, input: input, environment: environment)
+      let replies = try objects(result.standardOutput)
+      XCTAssertEqual(replies.map { $0["id"] as? Int }, [1, 2, 3, 4], result.standardError)
+      return (
+        result.status,
+        replies.map {
+          (($0["error"] as? [String: Any])?["code"] as? String) ?? ($0["decision"] as? String ?? "?")
+        }
+      )
+    }
+    let (plainStatus, plain) = try codes([])
+    XCTAssertEqual(plainStatus, 0)
+    XCTAssertFalse(plain.contains("prompt_too_long"), "no limit by default: \(plain)")
+    let (status, limited) = try codes(["--max-prompt-chars", "99"])
+    XCTAssertEqual(status, 1, "an error record makes the exit status 1")
+    XCTAssertEqual(limited[0], plain[0])
+    XCTAssertEqual(limited[1], "prompt_too_long")
+    XCTAssertEqual(limited[2], "prompt_too_long", "a judged message over the limit")
+    XCTAssertEqual(limited[3], plain[3], "a trusted message is not judged, so not measured")
+    XCTAssertEqual(try codes(["--max-prompt-chars", "100"]).1, plain, "the limit itself is allowed")
+
+    let file = try config("score-limit.json", ["max_prompt_chars": 99])
+    XCTAssertEqual(try codes(["--config", file]).1, limited)
+    XCTAssertEqual(try codes([], environment: ["CURVALID_MAX_PROMPT_CHARS": "99"]).1, limited)
+    XCTAssertEqual(
+      try codes(["--config", file], environment: ["CURVALID_MAX_PROMPT_CHARS": "100"]).1, plain,
+      "the variable wins over the file")
+    XCTAssertEqual(
+      try codes(
+        ["--config", file, "--max-prompt-chars", "1000"], environment: ["CURVALID_MAX_PROMPT_CHARS": "99"]
+      ).1,
+      plain, "the option wins over both")
+    let text = try score(
+      ["--format", "text", "--max-prompt-chars", "99"], input: Data("hello\n\(long)\n".utf8))
+    XCTAssertEqual(
+      try objects(text.standardOutput).map { ($0["error"] as? [String: Any])?["code"] as? String },
+      [nil, "prompt_too_long"])
+    let csv = try score(
+      ["--format", "csv", "--output-format", "csv", "--max-prompt-chars", "99"],
+      input: Data("text,id\nhello,1\n\"\(long)\",2\n".utf8))
+    XCTAssertTrue(
+      String(decoding: csv.standardOutput, as: UTF8.self).contains("prompt_too_long"),
+      String(decoding: csv.standardOutput, as: UTF8.self))
+
+    for (arguments, environment, name) in [
+      (["--max-prompt-chars", "0"], [:], "--max-prompt-chars"),
+      (["--max-prompt-chars", "lots"], [:], "--max-prompt-chars"),
+      ([], ["CURVALID_MAX_PROMPT_CHARS": "-5"], "CURVALID_MAX_PROMPT_CHARS"),
+    ] as [([String], [String: String], String)] {
+      let refused = try score(arguments, input: input, environment: environment)
+      XCTAssertEqual(refused.status, 64, "\(arguments) \(environment): \(refused.standardError)")
+      XCTAssertTrue(
+        refused.standardError.contains("\(name) must be an integer from 1"), refused.standardError)
+      XCTAssertTrue(refused.standardOutput.isEmpty)
+    }
+    let single = try score(["--max-prompt-chars", "10", "hello"])
+    XCTAssertEqual(single.status, 64)
+    XCTAssertTrue(single.standardError.contains("--max-prompt-chars is for batch mode"), single.standardError)
+  }
+
   /// A bad config file is a usage error naming the file, as in serve; an unreadable one a failure.
   func testBadConfigFileIsRefusedWithOneLine() throws {
     let cases: [(object: [String: Any], message: String)] = [
