@@ -15,7 +15,10 @@ extension EvaluationReport {
       rows: [
         [
           "\(overall.count)", "\(overall.positives)", "\(overall.negatives)", Self.percent(overall.accuracy),
-          Self.percent(overall.precision), Self.percent(overall.recall), Self.percent(overall.f1),
+          // Without attacks, recall and F1 are undefined; without rejections, precision is.
+          Self.percent(overall.truePositives + overall.falsePositives > 0 ? overall.precision : nil),
+          Self.percent(overall.positives > 0 ? overall.recall : nil),
+          Self.percent(overall.positives > 0 ? overall.f1 : nil),
           Self.percent(overall.falsePositiveRate), Self.decimal(overall.rocAUC),
         ]
       ],

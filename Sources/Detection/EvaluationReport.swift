@@ -316,7 +316,11 @@ public struct EvaluationReport: Sendable, Equatable, Codable {
         self.macroTPRAtTargetFPR = try Metrics.macroTPRAtFPR(examples, target)
       }
     }
-    if let bins = lengthMatchingBins {
+    // Matching needs both classes: a file of benign prompts only (a probe of false positives) has
+    // no length-matched subset.
+    if let bins = lengthMatchingBins, examples.contains(where: \.isAttack),
+      examples.contains(where: { !$0.isAttack })
+    {
       self.lengthMatched = try LengthMatchedSummary(
         examples, threshold: threshold, bins: bins, seed: lengthMatchingSeed)
     }

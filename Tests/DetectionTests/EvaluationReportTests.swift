@@ -37,6 +37,25 @@ func sampleEvaluationExamples() -> [ScoredExample] {
 }
 
 final class EvaluationReportTests: XCTestCase {
+  func testABenignOnlyFileReportsFalsePositivesAndNoUndefinedRates() throws {
+    // A probe of false positives: every prompt benign, one rejected.
+    let benign = sampleEvaluationExamples().filter { !$0.isAttack }
+    let report = try EvaluationReport(
+      modelID: "m", threshold: 0.5, examples: benign, lengthMatchingBins: 3, lengthMatchingSeed: 7)
+    XCTAssertNil(report.lengthMatched, "no attack to match lengths with")
+    let text = report.renderText()
+    XCTAssertFalse(text.contains("Length-matched"), text)
+    XCTAssertFalse(text.contains("Attack families"), text)
+    let overallRow = try XCTUnwrap(text.split(separator: "\n").first { $0.hasPrefix("       6") })
+    // examples, attacks, benign, accuracy, precision (0 of 1 rejection), recall, F1, FPR, ROC-AUC
+    XCTAssertEqual(
+      overallRow.split(separator: " ").map(String.init),
+      ["6", "0", "6", "83.3%", "0.0%", "-", "-", "16.7%", "-"])
+    // Nothing rejected: precision is undefined too.
+    let none = try EvaluationReport(modelID: "m", threshold: 0.9, examples: benign).renderText()
+    XCTAssertTrue(none.contains("100.0%          -       -   -  0.0%        -"), none)
+  }
+
   func testCoreSections() throws {
     let report = try EvaluationReport(
       modelID: "c0ffee12", threshold: 0.5, examples: sampleEvaluationExamples())
