@@ -18,12 +18,12 @@ enum ScoreCommand {
     Without TEXT, scores many prompts (batch mode): JSONL (one object per line, the prompt in
     --field; other fields are copied to the reply), CSV (header row, the prompt column named by
     --field) or plain text (one prompt per line). Each record gets one reply in input order, with
-    "line" (its input line); a bad record (invalid JSON or UTF-8, missing field, empty prompt,
-    a prompt over --max-prompt-chars)
-    becomes {"line":N,"error":{"code":…,"message":…}} and the run goes on. Records are read,
-    scored and written in micro-batches, flushing after each. A summary goes to standard error
-    (and a progress bar when it is a terminal). Exit status: 0 when every record was scored, 1
-    when any failed, 130 when interrupted by Ctrl-C (the output holds the finished batches).
+    "line" (its input line); a bad record (invalid JSON or UTF-8, missing field, empty prompt, a
+    prompt over --max-prompt-chars) becomes {"line":N,"error":{"code":…,"message":…}} and the run
+    goes on. Records are read, scored and written in micro-batches, flushing after each. A summary
+    goes to standard error (and a progress bar when it is a terminal). Exit status: 0 when every
+    record was scored, 1 when any failed, 130 when interrupted by Ctrl-C (the output holds the
+    finished batches).
 
     Conversations (JSONL only): a record with "messages":[{"role":…,"content":…},…] instead of a
     prompt is judged as `serve` judges it (docs/protocol.md, "Score a conversation"): each message
@@ -32,7 +32,8 @@ enum ScoreCommand {
     "score", "threshold" and "model", and "messages" (per judged message "index", "role" and a
     prompt reply's fields); a CSV row sums "tokens". Errors: wrong_type (a malformed message, or
     both a prompt field and "messages"), missing_prompt (no message to judge), too_many_messages
-    (over 64 judged), prompt_too_long (a judged message over --max-prompt-chars). Summary counts and the exit status count a conversation as one record.
+    (over 64 judged), prompt_too_long (a judged message over --max-prompt-chars). Summary counts
+    and the exit status count a conversation as one record.
 
     options:
       --model BUNDLE  model bundle (default: $CURVALID_MODEL, else the config file's model, else

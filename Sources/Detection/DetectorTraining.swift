@@ -190,7 +190,7 @@ public enum DetectorTraining {
     var trainLabels = train.map { isPositive($0) ? 1 : 0 }
     // The family of each attack row and of each benign prompt's row (nil otherwise), for
     // `classifier.familyBalance` and `classifier.benignBalance`.
-    var trainFamilies: [String?] = train.map { isPositive($0) ? records[$0].family : nil }
+    var attackFamilies: [String?] = train.map { isPositive($0) ? records[$0].family : nil }
     var benignFamilies: [String?] = train.map { isPositive($0) ? nil : records[$0].family }
     if let chunking = configuration.chunking, chunking.benignChunksInTraining {
       let chunkRows = try benignChunkFeatures(
@@ -200,7 +200,7 @@ public enum DetectorTraining {
         rows: trainFeatures.rows + chunkRows.rows, columns: trainFeatures.columns,
         storage: trainFeatures.storage + chunkRows.storage)
       trainLabels += Array(repeating: 0, count: chunkRows.rows)
-      trainFamilies += Array(repeating: nil, count: chunkRows.rows)
+      attackFamilies += Array(repeating: nil, count: chunkRows.rows)
       benignFamilies += Array(repeating: nil, count: chunkRows.rows)
     }
     if let chunking = configuration.chunking, chunking.attackOpeningsInTraining > 0 {
@@ -217,7 +217,7 @@ public enum DetectorTraining {
         storage: trainFeatures.storage + openingRows.storage)
       trainLabels += Array(repeating: 1, count: openingRows.rows)
       for (index, parts) in zip(attackIndices, openings) {
-        trainFamilies += Array(repeating: records[index].family, count: parts.count)
+        attackFamilies += Array(repeating: records[index].family, count: parts.count)
         benignFamilies += Array(repeating: nil, count: parts.count)
       }
     }
@@ -229,7 +229,7 @@ public enum DetectorTraining {
       train: ScoringModel.standardize(trainFeatures, mean: mean, deviation: deviation),
       trainLabels: trainLabels,
       sampleWeights: rowWeights(
-        attackFamilies: trainFamilies, benignFamilies: benignFamilies, settings: configuration.classifier),
+        attackFamilies: attackFamilies, benignFamilies: benignFamilies, settings: configuration.classifier),
       validation: ScoringModel.standardize(
         ScoringModel.concatenate(ScoringModel.classifierParts(stoppingParts, fusedBlock: fusedBlock)),
         mean: mean,
