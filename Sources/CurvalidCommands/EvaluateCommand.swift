@@ -33,6 +33,10 @@ enum EvaluateCommand {
       --plots DIR          write SVG figures (ROC with the operating point, score and feature
                            distributions per family) into DIR
       --cache-dir DIR      embedding cache (default: the one `train` uses)
+      --no-cache           --mode test: compute every prompt's rows afresh in full precision, as
+                           `score` and `serve` do, and write nothing to the cache (for files whose
+                           text must not be kept; the cache's half-precision rows move scores by
+                           up to about 1e-3)
     \(EncoderOptions.help)
       -h, --help           show this help
 
@@ -47,7 +51,7 @@ enum EvaluateCommand {
       options: EncoderOptions.names.union([
         "model", "mode", "preset", "families", "length-bins", "plots", "cache-dir", "threshold",
       ]),
-      flags: ["json", "include-harmful"])
+      flags: ["json", "include-harmful", "no-cache"])
     if arguments.flag("help") {
       print(help, terminator: "")
       return 0
@@ -62,6 +66,13 @@ enum EvaluateCommand {
     let thresholdOverride = try ModelLoading.threshold(arguments.value("threshold"))
     guard thresholdOverride == nil || mode == "test" else {
       throw .usage("--threshold is for --mode test (leave-one-family-out calibrates each fold's own)")
+    }
+    let noCache = arguments.flag("no-cache")
+    guard !noCache || mode == "test" else {
+      throw .usage("--no-cache is for --mode test (leave-one-family-out trains on cached rows)")
+    }
+    guard !noCache || arguments.value("cache-dir") == nil else {
+      throw .usage("--no-cache reads and writes no cache: give it or --cache-dir, not both")
     }
     try EncoderOptions.applyThreads(arguments)
 
@@ -80,7 +91,7 @@ enum EvaluateCommand {
         let bundle = try ModelBundle.read(from: url, encoderSHA256: digest)
         let modelID = try ModelBundle.modelID(of: url)
         let provider = EmbeddingProvider(
-          encoder: encoder, cache: EmbeddingCache(directory: cacheDirectory),
+          encoder: encoder, cache: noCache ? nil : EmbeddingCache(directory: cacheDirectory),
           maxWindows: bundle.configuration.maxWindows)
         let run = try EvaluationRunner.testSplit(
           bundle: bundle, modelID: modelID, corpus: corpus, embeddings: provider,
