@@ -27,6 +27,8 @@ enum ModelCommand {
       --json               print JSON instead of text
       --corpus FILE        corpus JSONL for compare (repeatable)
       --cache-dir DIR      embedding cache for compare (default: the one `train` uses)
+      --no-cache           compare: compute every prompt's rows afresh in full precision, as
+                           `score` does, and write nothing to the cache
       --include-harmful    compare: count `harmful` records as attacks
       --benign FILE        calibrate: the benign sample (- for standard input)
       --target-fpr R       calibrate: the false-positive rate to allow on it (e.g. 0.005)
@@ -42,7 +44,7 @@ enum ModelCommand {
   /// one given to an action that would ignore it is refused, not silently dropped.
   static let actionOptions: [String: Set<String>] = [
     "inspect": ["json"],
-    "compare": EncoderOptions.names.union(["cache-dir", "include-harmful", "json"]),
+    "compare": EncoderOptions.names.union(["cache-dir", "include-harmful", "json", "no-cache"]),
     "calibrate": EncoderOptions.names.union(calibrateOptions).union(["json"]),
   ]
 
@@ -51,7 +53,7 @@ enum ModelCommand {
     let corpora = try TrainCommand.extract("corpus", from: &remaining)
     let arguments = try Arguments(
       remaining, options: EncoderOptions.names.union(["cache-dir"]).union(calibrateOptions),
-      flags: ["json", "include-harmful"])
+      flags: ["json", "include-harmful", "no-cache"])
     if arguments.flag("help") {
       print(help, terminator: "")
       return 0
@@ -260,7 +262,11 @@ enum ModelCommand {
     let environment = try TrainingEnvironment(arguments)
     let encoder = environment.encoder
     let digest = environment.identity.sha256
-    let cache = EmbeddingCache(directory: environment.cacheDirectory)
+    let noCache = arguments.flag("no-cache")
+    guard !noCache || arguments.value("cache-dir") == nil else {
+      throw .usage("--no-cache reads and writes no cache: give it or --cache-dir, not both")
+    }
+    let cache = noCache ? nil : EmbeddingCache(directory: environment.cacheDirectory)
     let includeHarmful = arguments.flag("include-harmful")
     let progress = ProgressReporter.standardError()
     var reports: [EvaluationReport] = []

@@ -157,6 +157,31 @@ final class ModelCommandTests: XCTestCase {
       (object["b"] as? [String: Any])?["model_id"] as? String)
   }
 
+  func testCompareWithoutTheCacheAgreesAndWritesNothing() throws {
+    let a = try bundle("a")
+    let b = try bundle("b")
+    let directory = try XCTUnwrap(Self.directory)
+    let root = directory.appendingPathComponent("no-cache-root")
+    func disagreements(_ extra: [String], environment: [String: String] = [:]) throws -> Int {
+      let run = try BinaryRunner.run(
+        ["model", "compare", a, b, "--corpus", Self.corpus, "--encoder", Self.encoder, "--json"] + extra,
+        environment: environment)
+      XCTAssertEqual(run.status, 0, run.standardError)
+      let object = try XCTUnwrap(JSONSerialization.jsonObject(with: run.standardOutput) as? [String: Any])
+      return try XCTUnwrap((object["disagreements"] as? [String: Any])?["total"] as? Int)
+    }
+    let fresh = try disagreements(["--no-cache"], environment: ["CURVALID_CACHE_DIR": root.path])
+    XCTAssertFalse(FileManager.default.fileExists(atPath: root.path), "--no-cache wrote under the cache root")
+    XCTAssertEqual(fresh, try disagreements(["--cache-dir", directory.path + "/cache"]))
+    let both = try BinaryRunner.run([
+      "model", "compare", a, b, "--corpus", Self.corpus, "--encoder", Self.encoder, "--no-cache",
+      "--cache-dir",
+      directory.path + "/cache",
+    ])
+    XCTAssertEqual(both.status, 64)
+    XCTAssertTrue(both.standardError.contains("--no-cache"), both.standardError)
+  }
+
   func testUsageErrors() throws {
     for arguments in [
       ["model"], ["model", "frobnicate"], ["model", "inspect"], ["model", "compare", "a", "b"],
