@@ -104,7 +104,11 @@ def main(argv=None):
     except (ProbeError, build_corpus.CorpusError, zipfile.BadZipFile) as e:
         print("build_benign_probe: error: %s" % e, file=sys.stderr)
         return 1
-    probe_io.write_records(records, args.output)
+    try:
+        probe_io.write_records(records, args.output)
+    except OSError as e:
+        print("build_benign_probe: error: cannot write %s: %s" % (args.output, e), file=sys.stderr)
+        return 1
     counts = {}
     for r in records:
         counts[r["family"]] = counts.get(r["family"], 0) + 1
