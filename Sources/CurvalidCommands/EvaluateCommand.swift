@@ -71,16 +71,11 @@ enum EvaluateCommand {
     guard !noCache || mode == "test" else {
       throw .usage("--no-cache is for --mode test (leave-one-family-out trains on cached rows)")
     }
-    guard !noCache || arguments.value("cache-dir") == nil else {
-      throw .usage("--no-cache reads and writes no cache: give it or --cache-dir, not both")
-    }
     try EncoderOptions.applyThreads(arguments)
 
     let environment = try TrainingEnvironment(arguments)
-    let encoder = environment.encoder
     let digest = environment.identity.sha256
     let identity = environment.identity
-    let cacheDirectory = environment.cacheDirectory
     let progress = ProgressReporter.standardError()
     let output = OutputWriter()
     do {
@@ -90,9 +85,7 @@ enum EvaluateCommand {
         let url = URL(fileURLWithPath: path)
         let bundle = try ModelBundle.read(from: url, encoderSHA256: digest)
         let modelID = try ModelBundle.modelID(of: url)
-        let provider = EmbeddingProvider(
-          encoder: encoder, cache: noCache ? nil : EmbeddingCache(directory: cacheDirectory),
-          maxWindows: bundle.configuration.maxWindows)
+        let provider = environment.provider(maxWindows: bundle.configuration.maxWindows)
         let run = try EvaluationRunner.testSplit(
           bundle: bundle, modelID: modelID, corpus: corpus, embeddings: provider,
           includeHarmful: arguments.flag("include-harmful"), progress: progress)
@@ -113,9 +106,7 @@ enum EvaluateCommand {
           var configuration = try DetectorConfiguration.preset(named: preset)
           try configuration.apply(overrides)
           try configuration.validate()
-          let provider = EmbeddingProvider(
-            encoder: encoder, cache: EmbeddingCache(directory: cacheDirectory),
-            maxWindows: configuration.maxWindows)
+          let provider = environment.provider(maxWindows: configuration.maxWindows)
           let runs = try EvaluationRunner.leaveOneFamilyOut(
             configuration: configuration, corpus: corpus, embeddings: provider, encoder: identity,
             families: families, progress: progress)

@@ -260,13 +260,7 @@ enum ModelCommand {
   ) throws(CommandError) -> Int32 {
     try EncoderOptions.applyThreads(arguments)
     let environment = try TrainingEnvironment(arguments)
-    let encoder = environment.encoder
     let digest = environment.identity.sha256
-    let noCache = arguments.flag("no-cache")
-    guard !noCache || arguments.value("cache-dir") == nil else {
-      throw .usage("--no-cache reads and writes no cache: give it or --cache-dir, not both")
-    }
-    let cache = noCache ? nil : EmbeddingCache(directory: environment.cacheDirectory)
     let includeHarmful = arguments.flag("include-harmful")
     let progress = ProgressReporter.standardError()
     var reports: [EvaluationReport] = []
@@ -281,8 +275,7 @@ enum ModelCommand {
         let url = URL(fileURLWithPath: path)
         let bundle = try ModelBundle.read(from: url, encoderSHA256: digest)
         let modelID = try ModelBundle.modelID(of: url)
-        let provider = EmbeddingProvider(
-          encoder: encoder, cache: cache, maxWindows: bundle.configuration.maxWindows)
+        let provider = environment.provider(maxWindows: bundle.configuration.maxWindows)
         let run = try EvaluationRunner.testSplit(
           bundle: bundle, modelID: modelID, corpus: corpus, embeddings: provider,
           includeHarmful: includeHarmful, progress: progress)

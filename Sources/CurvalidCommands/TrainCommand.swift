@@ -89,12 +89,9 @@ enum TrainCommand {
     }
     let threads = try EncoderOptions.applyThreads(arguments)
     let environment = try TrainingEnvironment(arguments)
-    let encoder = environment.encoder
     let identity = environment.identity
     let cacheDirectory = environment.cacheDirectory
-    let provider = EmbeddingProvider(
-      encoder: encoder, cache: EmbeddingCache(directory: cacheDirectory), maxWindows: configuration.maxWindows
-    )
+    let provider = environment.provider(maxWindows: configuration.maxWindows)
     let weight = try arguments.integer("audit-weight", default: 5, in: 1...1000)
     let audit = try arguments.value("audit").map { path throws(CommandError) in
       try AuditTrainingData.records(fromAudit: path, weight: weight)

@@ -21,6 +21,18 @@ final class EvaluateCommandTests: XCTestCase {
     try? FileManager.default.removeItem(at: directory)
   }
 
+  /// Trains the tiny preset on the fixture: the bundle's path and the cache it filled.
+  private func trainTinyBundle(file: StaticString = #filePath, line: UInt = #line) throws -> (String, String)
+  {
+    let bundle = directory.appendingPathComponent("model.safetensors").path
+    let cache = directory.appendingPathComponent("cache").path
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    let train = try BinaryRunner.run(
+      ["train", "--corpus", corpus, "--encoder", encoder, "--cache-dir", cache, "--output", bundle] + tiny)
+    XCTAssertEqual(train.status, 0, train.standardError, file: file, line: line)
+    return (bundle, cache)
+  }
+
   func testLeaveOneFamilyOutComparesPresetsAndWritesJSONAndPlots() throws {
     let cache = directory.appendingPathComponent("cache").path
     let plots = directory.appendingPathComponent("plots").path
@@ -51,12 +63,7 @@ final class EvaluateCommandTests: XCTestCase {
   }
 
   func testTestSplitOfATrainedModel() throws {
-    let bundle = directory.appendingPathComponent("model.safetensors").path
-    let cache = directory.appendingPathComponent("cache").path
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    let train = try BinaryRunner.run(
-      ["train", "--corpus", corpus, "--encoder", encoder, "--cache-dir", cache, "--output", bundle] + tiny)
-    XCTAssertEqual(train.status, 0, train.standardError)
+    let (bundle, cache) = try trainTinyBundle()
     let result = try BinaryRunner.run([
       "evaluate", "--corpus", corpus, "--model", bundle, "--encoder", encoder, "--cache-dir", cache,
     ])
@@ -103,12 +110,7 @@ final class EvaluateCommandTests: XCTestCase {
   }
 
   func testNoCacheScoresAsScoreDoesAndWritesNothing() throws {
-    let bundle = directory.appendingPathComponent("model.safetensors").path
-    let cache = directory.appendingPathComponent("cache").path
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    let train = try BinaryRunner.run(
-      ["train", "--corpus", corpus, "--encoder", encoder, "--cache-dir", cache, "--output", bundle] + tiny)
-    XCTAssertEqual(train.status, 0, train.standardError)
+    let (bundle, cache) = try trainTinyBundle()
     // An operator's file, under a cache root of its own: with --no-cache nothing is written there.
     let own = directory.appendingPathComponent("own.jsonl")
     let texts = [

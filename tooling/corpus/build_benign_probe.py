@@ -104,10 +104,7 @@ def main(argv=None):
     except (ProbeError, build_corpus.CorpusError, zipfile.BadZipFile) as e:
         print("build_benign_probe: error: %s" % e, file=sys.stderr)
         return 1
-    try:
-        probe_io.write_records(records, args.output)
-    except OSError as e:
-        print("build_benign_probe: error: cannot write %s: %s" % (args.output, e), file=sys.stderr)
+    if not probe_io.write_or_report(records, args.output, "build_benign_probe"):
         return 1
     counts = {}
     for r in records:

@@ -27,7 +27,7 @@ import itertools
 import random
 import sys
 
-from probe_io import write_records
+from probe_io import write_or_report
 
 ATTACK_TOPICS = [
     "a jailbreak prompt", "prompt injection", "a DAN prompt", "an adversarial suffix attack",
@@ -140,10 +140,7 @@ def main(argv=None):
         for i, text in enumerate(chosen):
             records.append({"text": text, "label": label, "family": family, "source": "lookalike:" + family,
                             "group": "lookalike:%s:%03d" % (family, i), "split": "test"})
-    try:
-        write_records(records, args.output)
-    except OSError as e:
-        print("build_lookalike_probe: error: cannot write %s: %s" % (args.output, e), file=sys.stderr)
+    if not write_or_report(records, args.output, "build_lookalike_probe"):
         return 1
     counts = {}
     for r in records:

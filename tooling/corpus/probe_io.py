@@ -39,6 +39,17 @@ def write_records(records, path):
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
 
 
+def write_or_report(records, path, tool):
+    """Writes `records` as JSONL to `path` (`write_records`); True when written, else False after
+    printing one error line prefixed by `tool` to stderr."""
+    try:
+        write_records(records, path)
+        return True
+    except OSError as e:
+        print("%s: error: cannot write %s: %s" % (tool, path, e), file=sys.stderr)
+        return False
+
+
 def start(parser, argv, tool):
     """Parses `argv` with `parser` (from `probe_parser`) and reads the corpus's test split:
     `(args, rng, test records)` with `rng` seeded by --seed, or None after an error on stderr."""
